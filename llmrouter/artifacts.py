@@ -1,0 +1,78 @@
+"""Reading and writing the workflow's Parquet artifacts atomically.
+
+Every artifact is written to a temporary file beside its target and renamed into place,
+so a killed job never leaves a half-written file that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+class InputError(ValueError):
+    """Bad user input: the message names the file and what is wrong with it."""
+
+
+def atomic_path(path: str | Path) -> tuple[Path, Path]:
+    """Return (temporary path, final path) in the same folder, so rename is atomic."""
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    return Path(tmp), final
+
+
+def write_table(table: pa.Table | pl.DataFrame, path: str | Path) -> None:
+    """Write a table to Parquet (zstd) atomically."""
+    if isinstance(table, pl.DataFrame):
+        table = table.to_arrow()
+    tmp, final = atomic_path(path)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(text: str, path: str | Path) -> None:
+    """Write a text file atomically."""
+    tmp, final = atomic_path(path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def matrix_column(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    """Pack a 2-d array (n_rows, width) as one fixed-size-list column (one list per row)."""
+    matrix = np.ascontiguousarray(matrix)
+    flat = pa.array(matrix.reshape(-1))
+    return pa.FixedSizeListArray.from_arrays(flat, matrix.shape[1])
+
+
+def column_matrix(table: pa.Table, name: str) -> np.ndarray:
+    """Unpack a fixed-size-list column written by `matrix_column` into (n_rows, width)."""
+    column = table.column(name).combine_chunks()
+    width = column.type.list_size
+    values = column.flatten().to_numpy(zero_copy_only=False)
+    return values.reshape(len(column), width)
+
+
+def read_table(path: str | Path, required: list[str] | None = None) -> pa.Table:
+    """Read a Parquet file, failing with the file's name when it is unreadable or lacks columns."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as error:
+        raise InputError(f"{path}: cannot read as Parquet ({error})") from error
+    missing = [c for c in (required or []) if c not in table.column_names]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {missing}; has {table.column_names}")
+    return table

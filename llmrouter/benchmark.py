@@ -1,0 +1,117 @@
+"""Per-dataset correctness tables: the long table every source (table, HELM) ends in.
+
+A correctness table has one row per (instance, model):
+dataset, instance_id, text, model, score, correct.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from llmrouter.artifacts import InputError
+
+BENCHMARK_COLUMNS = ["dataset", "instance_id", "text", "model", "score"]
+
+
+@dataclass
+class CleaningReport:
+    """What cleaning dropped, so the log can say it instead of dropping silently."""
+
+    dataset: str
+    nan_scores: int = 0
+    repeated_texts: int = 0
+    n_instances: int = 0
+    n_models: int = 0
+
+    def lines(self) -> list[str]:
+        """Human-readable lines for the job's log."""
+        out = [f"{self.dataset}: {self.n_instances} instances x {self.n_models} models"]
+        if self.nan_scores:
+            out.append(f"{self.dataset}: dropped {self.nan_scores} rows with a NaN score")
+        if self.repeated_texts:
+            out.append(
+                f"{self.dataset}: dropped {self.repeated_texts} repeated texts (kept the first)"
+            )
+        return out
+
+
+def scan_source_table(path: str | Path) -> pl.LazyFrame:
+    """Lazily open a `table` source (Parquet or CSV) and check its columns."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: table source file does not exist")
+    try:
+        if path.suffix.lower() == ".csv":
+            frame = pl.scan_csv(path)
+        elif path.suffix.lower() in {".parquet", ".pq"}:
+            frame = pl.scan_parquet(path)
+        else:
+            raise InputError(f"{path}: table source must be .parquet or .csv")
+        columns = frame.collect_schema().names()
+    except (pl.exceptions.PolarsError, OSError) as error:
+        raise InputError(f"{path}: cannot read table source ({error})") from error
+    missing = [c for c in BENCHMARK_COLUMNS if c not in columns]
+    if missing:
+        raise InputError(f"{path}: missing column(s) {missing}; has {columns}")
+    return frame.select(
+        pl.col("dataset").cast(pl.String),
+        pl.col("instance_id").cast(pl.String),
+        pl.col("text").cast(pl.String),
+        pl.col("model").cast(pl.String),
+        pl.col("score").cast(pl.Float64),
+    )
+
+
+def list_datasets(path: str | Path) -> list[str]:
+    """Sorted distinct dataset names of a table source."""
+    frame = scan_source_table(path)
+    try:
+        names = frame.select(pl.col("dataset").unique()).collect()["dataset"]
+    except pl.exceptions.PolarsError as error:
+        raise InputError(f"{path}: cannot read table source ({error})") from error
+    datasets = sorted(n for n in names.to_list() if n is not None)
+    if not datasets:
+        raise InputError(f"{path}: table source holds no rows")
+    return datasets
+
+
+def correctness_table(
+    frame: pl.DataFrame,
+    dataset: str,
+    threshold: float,
+) -> tuple[pl.DataFrame, CleaningReport]:
+    """Clean one dataset's long rows into its correctness table.
+
+    Drops NaN/null scores, keeps the first instance of each repeated text (in input order,
+    as the reference code does) and marks `correct = score >= threshold`.
+    Raises InputError when nothing is left.
+    """
+    report = CleaningReport(dataset=dataset)
+    frame = frame.filter(pl.col("dataset") == dataset)
+    bad_score = pl.col("score").is_null() | pl.col("score").is_nan()
+    report.nan_scores = frame.filter(bad_score).height
+    frame = frame.filter(~bad_score)
+
+    instances = frame.select("instance_id", "text").unique(subset="instance_id", keep="first",
+                                                           maintain_order=True)
+    first = instances.unique(subset="text", keep="first", maintain_order=True)
+    report.repeated_texts = instances.height - first.height
+    frame = frame.filter(pl.col("instance_id").is_in(first["instance_id"].implode()))
+    frame = frame.unique(subset=["instance_id", "model"], keep="first", maintain_order=True)
+
+    order = first.with_row_index("_order").select("instance_id", "_order")
+    frame = (
+        frame.join(order, on="instance_id")
+        .sort(["_order", "model"])
+        .drop("_order")
+        .with_columns((pl.col("score") >= threshold).alias("correct"))
+        .select("dataset", "instance_id", "text", "model", "score", "correct")
+    )
+    report.n_instances = frame["instance_id"].n_unique()
+    report.n_models = frame["model"].n_unique()
+    if frame.height == 0:
+        raise InputError(f"dataset {dataset!r}: no rows left after cleaning (empty dataset)")
+    return frame, report

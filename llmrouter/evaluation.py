@@ -1,0 +1,111 @@
+"""Leave-one-task-out evaluation: what each method picks and how good the picks are (Table 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from scipy import stats
+
+from llmrouter.routing import METHODS
+
+# The score each method ranks models by, as an expression over a scores table.
+METHOD_SCORE = {
+    "s1": pl.col("s1"),
+    "s2": pl.col("s2"),
+    "s3": pl.col("s3"),
+    "s3_true_p": pl.col("p_true") * pl.col("s2") + (1 - pl.col("p_true")) * (1 - pl.col("s2")),
+    "bma": pl.col("bma_score"),
+    "oracle": pl.col("accuracy"),
+}
+
+
+def picks(scores: pl.DataFrame) -> pl.DataFrame:
+    """task, method, model, accuracy: the model each method picks on each task."""
+    frames = [
+        scores.filter(pl.col(f"pick_{m}")).select(
+            "task", pl.lit(m).alias("method"), "model", "accuracy"
+        )
+        for m in METHODS
+        if f"pick_{m}" in scores.columns
+    ]
+    return pl.concat(frames).sort("task", "method")
+
+
+def _correlations(scores: pl.DataFrame, method: str) -> tuple[float, float]:
+    """Mean over tasks of Pearson and Spearman correlation of a method's scores with accuracy."""
+    pearson, spearman = [], []
+    for (_,), group in scores.group_by("task", maintain_order=True):
+        x = group.select(METHOD_SCORE[method]).to_series().to_numpy()
+        y = group["accuracy"].to_numpy()
+        if np.ptp(x) == 0 or np.ptp(y) == 0:
+            continue
+        pearson.append(stats.pearsonr(x, y)[0])
+        spearman.append(stats.spearmanr(x, y)[0])
+    mean = lambda v: float(np.mean(v)) if v else float("nan")  # noqa: E731
+    return mean(pearson), mean(spearman)
+
+
+def summary(scores: pl.DataFrame, cost: dict[str, float] | None = None) -> pl.DataFrame:
+    """Per method: mean accuracy, ratio to oracle, mean Pearson / Spearman of its scores with
+    the true accuracies, % of tasks where the pick is BMA's, mean rank of the pick (1 = best),
+    and mean cost of the picked model (null without costs).
+    Only labelled tasks count.
+    """
+    scores = scores.filter(pl.col("accuracy").is_not_null())
+    ranked = scores.with_columns(
+        pl.col("accuracy").rank(method="min", descending=True).over("task").alias("rank")
+    )
+    chosen = picks(ranked.drop("accuracy").join(
+        scores.select("task", "model", "accuracy"), on=["task", "model"]))
+    chosen = chosen.join(ranked.select("task", "model", "rank"), on=["task", "model"])
+    bma = chosen.filter(pl.col("method") == "bma").select("task", pl.col("model").alias("bma"))
+    chosen = chosen.join(bma, on="task")
+    if cost:
+        chosen = chosen.with_columns(pl.col("model").replace_strict(cost, default=None,
+                                                                    return_dtype=pl.Float64)
+                                     .alias("cost"))
+    else:
+        chosen = chosen.with_columns(pl.lit(None, dtype=pl.Float64).alias("cost"))
+    oracle_mean = chosen.filter(pl.col("method") == "oracle")["accuracy"].mean()
+    rows = []
+    for method in METHODS:
+        mine = chosen.filter(pl.col("method") == method)
+        if mine.height == 0:
+            continue
+        pearson, spearman = _correlations(scores, method)
+        rows.append(
+            {
+                "method": method,
+                "tasks": mine.height,
+                "mean_accuracy": mine["accuracy"].mean(),
+                "ratio_to_oracle": mine["accuracy"].mean() / oracle_mean,
+                "pearson": pearson,
+                "spearman": spearman,
+                "pick_is_bma_pct": 100.0 * (mine["model"] == mine["bma"]).mean(),
+                "mean_rank": mine["rank"].cast(pl.Float64).mean(),
+                "mean_cost": mine["cost"].mean(),
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+def s3_versus_bma(picked: pl.DataFrame) -> dict[str, int]:
+    """Counts of tasks where S3's pick is more / equally / less accurate than BMA's."""
+    wide = picked.pivot(on="method", index="task", values="accuracy")
+    diff = wide["s3"] - wide["bma"]
+    return {"beats": int((diff > 0).sum()), "ties": int((diff == 0).sum()),
+            "loses": int((diff < 0).sum())}
+
+
+def summary_markdown(table: pl.DataFrame, versus: dict[str, int], title: str) -> str:
+    """The summary as a Markdown table, like the paper's Table 1."""
+    cols = table.columns
+    lines = [f"# {title}", "", "| " + " | ".join(cols) + " |",
+             "|" + "|".join("---" for _ in cols) + "|"]
+    for row in table.iter_rows():
+        cells = [f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
+                 for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"S3 against BMA over {sum(versus.values())} tasks: beats {versus['beats']}, "
+              f"ties {versus['ties']}, loses {versus['loses']}.", ""]
+    return "\n".join(lines)

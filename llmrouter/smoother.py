@@ -1,0 +1,33 @@
+"""The confidence smoother: p(t, m), the estimated accuracy of m's thresholded predictor on t.
+
+Fitted on pairs (u(d), acc(d, m)) from benchmark tasks d held out one at a time:
+    p(t, m) = sum_d w_d acc(d, m),  w_d proportional to exp(-(u(t) - u(d))^2 / (2 sigma^2)).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def kernel_weights(u_target: float, u_pairs: np.ndarray, bandwidth: float) -> np.ndarray:
+    """Normalised Gaussian kernel weights (n_pairs,) of the pairs' descriptors around u_target.
+
+    Computed in log space, so a target far from every pair still gets finite weights
+    (all mass on the nearest pairs) instead of 0/0.
+    """
+    if bandwidth <= 0:
+        raise ValueError(f"bandwidth must be positive, got {bandwidth}")
+    u_pairs = np.asarray(u_pairs, dtype=np.float64)
+    if u_pairs.size == 0:
+        raise ValueError("the smoother has no fitted pairs")
+    log_w = -((u_target - u_pairs) ** 2) / (2.0 * bandwidth**2)
+    w = np.exp(log_w - log_w.max())
+    return w / w.sum()
+
+
+def smooth(
+    u_target: float, u_pairs: np.ndarray, acc_pairs: np.ndarray, bandwidth: float
+) -> np.ndarray:
+    """p(t, m) for every model: kernel-weighted mean of acc_pairs (n_pairs, n_models)."""
+    weights = kernel_weights(u_target, u_pairs, bandwidth)
+    return weights @ np.asarray(acc_pairs, dtype=np.float64)

@@ -1,0 +1,104 @@
+"""The workflow's artifacts as typed objects: read and write pool, embeddings, neighbours."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from llmrouter.artifacts import (
+    InputError,
+    column_matrix,
+    matrix_column,
+    read_table,
+    write_table,
+)
+from llmrouter.knn import Neighbours
+from llmrouter.pool import Pool
+
+
+def write_pool(pool: Pool, correctness_path: str | Path, models_path: str | Path,
+               dropped: dict[str, str]) -> None:
+    """Pool rows (dataset, instance_id, correct as a uint8 list per row) and the model list
+    (model, column, kept, reason)."""
+    table = pa.table({
+        "dataset": pa.array(np.asarray(pool.datasets)[pool.dataset_of]),
+        "instance_id": pa.array(pool.instance_ids),
+        "correct": matrix_column(pool.correct),
+    })
+    write_table(table, correctness_path)
+    kept = pl.DataFrame({"model": pool.models, "column": list(range(len(pool.models))),
+                         "kept": [True] * len(pool.models), "reason": [""] * len(pool.models)})
+    gone = pl.DataFrame({"model": list(dropped), "column": [None] * len(dropped),
+                         "kept": [False] * len(dropped), "reason": list(dropped.values())},
+                        schema=kept.schema)
+    write_table(pl.concat([kept, gone]), models_path)
+
+
+def read_pool(correctness_path: str | Path, models_path: str | Path) -> Pool:
+    """Inverse of `write_pool`."""
+    table = read_table(correctness_path, ["dataset", "instance_id", "correct"])
+    models = pl.from_arrow(read_table(models_path, ["model", "column", "kept"]))
+    models = models.filter(pl.col("kept")).sort("column")["model"].to_list()
+    names = table.column("dataset").to_numpy(zero_copy_only=False).astype(str)
+    datasets = sorted(set(names.tolist()))
+    codes = np.searchsorted(np.asarray(datasets), names).astype(np.int32)
+    return Pool(
+        datasets=datasets,
+        dataset_of=codes,
+        instance_ids=table.column("instance_id").to_numpy(zero_copy_only=False).astype(str),
+        models=models,
+        correct=column_matrix(table, "correct").astype(np.uint8),
+    )
+
+
+def write_embeddings(instance_ids: list[str], vectors: np.ndarray, path: str | Path) -> None:
+    """instance_id + float32 vector per row."""
+    table = pa.table({"instance_id": pa.array(instance_ids, pa.string())})
+    write_table(table.append_column("vector", matrix_column(vectors.astype(np.float32))), path)
+
+
+def read_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """(instance_ids, (n, dim) float32) of one embeddings file."""
+    table = read_table(path, ["instance_id", "vector"])
+    ids = table.column("instance_id").to_numpy(zero_copy_only=False).astype(str)
+    return ids, column_matrix(table, "vector").astype(np.float32)
+
+
+def pool_embeddings(pool: Pool, paths: dict[str, str | Path]) -> np.ndarray:
+    """(n_pool, dim) embeddings in pool row order, from per-dataset files."""
+    parts = []
+    for name in pool.datasets:
+        ids, vectors = read_embeddings(paths[name])
+        position = {i: n for n, i in enumerate(ids)}
+        want = pool.instance_ids[pool.rows(name)]
+        missing = [i for i in want if i not in position]
+        if missing:
+            raise InputError(f"{paths[name]}: no embedding for {len(missing)} instance(s), "
+                             f"e.g. {missing[:3]}")
+        parts.append(vectors[[position[i] for i in want]])
+    return np.vstack(parts)
+
+
+def write_neighbours(instance_ids: np.ndarray, neighbours: Neighbours, path: str | Path) -> None:
+    """One row per query: instance_id, neighbour_index, neighbour_dataset, distance (lists)."""
+    table = pa.table({
+        "instance_id": pa.array(instance_ids.astype(str)),
+        "neighbour_index": matrix_column(neighbours.index),
+        "neighbour_dataset": matrix_column(neighbours.dataset),
+        "distance": matrix_column(neighbours.distance),
+    })
+    write_table(table, path)
+
+
+def read_neighbours(path: str | Path) -> tuple[np.ndarray, Neighbours]:
+    """Inverse of `write_neighbours`."""
+    table = read_table(path, ["instance_id", "neighbour_index", "neighbour_dataset", "distance"])
+    ids = table.column("instance_id").to_numpy(zero_copy_only=False).astype(str)
+    return ids, Neighbours(
+        index=column_matrix(table, "neighbour_index").astype(np.int64),
+        dataset=column_matrix(table, "neighbour_dataset").astype(np.int32),
+        distance=column_matrix(table, "distance").astype(np.float32),
+    )

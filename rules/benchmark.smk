@@ -1,0 +1,42 @@
+rule prepare_table_dataset:
+    input:
+        config["table"]["path"] if config["source"] == "table" else [],
+    output:
+        f"{RESULTS}/benchmark/{{dataset}}.parquet",
+    params:
+        threshold=config.get("table", {}).get("threshold", 0.5),
+    log:
+        f"{RESULTS}/logs/prepare_table_dataset/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_table_dataset/{{dataset}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow_scripts/prepare_table_dataset.py"
+
+
+rule collect_pool:
+    input:
+        benchmark_tables,
+    output:
+        correctness=f"{RESULTS}/pool/correctness.parquet",
+        models=f"{RESULTS}/pool/models.parquet",
+    params:
+        include=config.get("models", {}).get("include", []),
+        exclude=config.get("models", {}).get("exclude", []),
+    log:
+        f"{RESULTS}/logs/collect_pool.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/collect_pool.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow_scripts/collect_pool.py"

@@ -1,0 +1,22 @@
+rule score_task:
+    input:
+        neighbours=f"{RESULTS}/neighbours/{{task}}.parquet",
+        pool=f"{RESULTS}/pool/correctness.parquet",
+        models=f"{RESULTS}/pool/models.parquet",
+        pairs=f"{RESULTS}/smoother/pairs.parquet",
+    output:
+        f"{RESULTS}/scores/{{task}}.parquet",
+    params:
+        routing=routing_params(),
+    log:
+        f"{RESULTS}/logs/score_task/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/score_task/{{task}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        CONDA_ENV
+    script:
+        "../workflow_scripts/score_task.py"

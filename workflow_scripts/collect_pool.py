@@ -1,0 +1,37 @@
+"""Stack every dataset's correctness into the training pool and choose its models."""
+
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import polars as pl
+
+from llmrouter.artifacts import read_table
+from llmrouter.logs import run_logged
+from llmrouter.pool import build_pool, select_models
+from llmrouter.store import write_pool
+
+
+def main() -> None:
+    tables = {}
+    for path in snakemake.input:  # noqa: F821
+        frame = pl.from_arrow(read_table(path, ["dataset", "instance_id", "model", "correct"]))
+        tables[frame["dataset"][0]] = frame
+    present = {name: set(frame["model"].unique().to_list()) for name, frame in tables.items()}
+    models, dropped = select_models(
+        present, snakemake.params.include, snakemake.params.exclude  # noqa: F821
+    )
+    for model, reason in dropped.items():
+        logging.warning("model %s dropped: %s", model, reason)
+    pool, lost = build_pool(tables, models)
+    for name, count in lost.items():
+        if count:
+            logging.warning("%s: dropped %d instance(s) lacking a kept model's result", name, count)
+    logging.info("pool: %d datasets, %d instances, %d models", len(pool.datasets),
+                 len(pool.instance_ids), len(pool.models))
+    write_pool(pool, snakemake.output.correctness, snakemake.output.models, dropped)  # noqa: F821
+
+
+run_logged(snakemake.log[0], main)  # noqa: F821

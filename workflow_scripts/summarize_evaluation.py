@@ -1,0 +1,26 @@
+"""The leave-one-task-out evaluation table (the paper's Table 1) from every task's scores."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import polars as pl
+
+from llmrouter import evaluation
+from llmrouter.artifacts import read_table, write_table, write_text
+from llmrouter.logs import run_logged
+
+
+def main() -> None:
+    scores = pl.concat([pl.from_arrow(read_table(p)) for p in snakemake.input])  # noqa: F821
+    picked = evaluation.picks(scores)
+    table = evaluation.summary(scores)
+    versus = evaluation.s3_versus_bma(picked)
+    title = f"Leave-one-task-out evaluation ({snakemake.params.mode} mode)"  # noqa: F821
+    write_table(picked, snakemake.output.picks)  # noqa: F821
+    write_table(table, snakemake.output.summary)  # noqa: F821
+    write_text(evaluation.summary_markdown(table, versus, title), snakemake.output.markdown)  # noqa: F821
+
+
+run_logged(snakemake.log[0], main)  # noqa: F821
