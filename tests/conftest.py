@@ -1,0 +1,76 @@
+"""Shared test fixtures: where ../shared is, slices of helm_mmlu, and running the workflow."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+HELM_MMLU = SHARED / "data" / "helm_mmlu.parquet"
+# One embedding cache for every test: the real texts are embedded once per checkout.
+EMBEDDING_CACHE = REPO / "resources" / "embedding_cache"
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def require_shared(path: Path = HELM_MMLU) -> Path:
+    """Skip the calling test, with the reason, when ../shared is not beside the checkout."""
+    if not path.exists():
+        pytest.skip(f"{path} is absent: these tests need ../shared beside the checkout")
+    return path
+
+
+def mmlu_slice(datasets: int = 6, models: int = 8, dataset_names: list[str] | None = None,
+               model_names: list[str] | None = None) -> pl.DataFrame:
+    """The first `datasets` subjects x first `models` models (sorted) of helm_mmlu."""
+    frame = pl.read_parquet(require_shared())
+    names = dataset_names or sorted(frame["dataset"].unique().to_list())[:datasets]
+    ids = model_names or sorted(frame["model"].unique().to_list())[:models]
+    return frame.filter(pl.col("dataset").is_in(names), pl.col("model").is_in(ids))
+
+
+def write_config(directory: Path, table: Path, **overrides) -> Path:
+    """A table-source config for a run inside `directory` (results under directory/results)."""
+    config = {
+        "source": "table",
+        "table": {"path": str(table), "threshold": 0.5},
+        "results": str(directory / "results"),
+        "embedding": {"cache_dir": str(EMBEDDING_CACHE)},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    path = directory / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run_workflow(config: Path, *targets: str, cores: int = 2, check: bool = True,
+                 extra: tuple[str, ...] = (), timeout: int = 3000) -> subprocess.CompletedProcess:
+    """Run the repository's Snakefile with `config`; returns the finished process."""
+    # Each run works in its config's folder, so parallel runs never share a .snakemake lock.
+    command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(config.parent),
+               "--configfile", str(config), "--cores", str(cores), "--quiet", "rules",
+               *extra, *targets]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout,
+                          cwd=config.parent)
+    if check and done.returncode != 0:
+        raise AssertionError(f"snakemake failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+@pytest.fixture
+def small_table(tmp_path: Path) -> Path:
+    """6 subjects x 8 models of helm_mmlu as a table-source Parquet file."""
+    path = tmp_path / "slice.parquet"
+    mmlu_slice().write_parquet(path)
+    return path
