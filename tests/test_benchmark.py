@@ -1,0 +1,87 @@
+"""Cleaning a source table into correctness tables, and choosing the pool's models."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from llmrouter.artifacts import InputError
+from llmrouter.benchmark import correctness_table, list_datasets, scan_source_table
+from llmrouter.pool import build_pool, select_models
+
+
+def rows(*items):
+    return pl.DataFrame(items, schema=["dataset", "instance_id", "text", "model", "score"],
+                        orient="row")
+
+
+def test_correctness_table_cleans_and_reports():
+    frame = rows(
+        ("d", "i1", "same text", "a", 1.0),
+        ("d", "i1", "same text", "b", 0.0),
+        ("d", "i2", "other", "a", float("nan")),
+        ("d", "i2", "other", "b", 0.7),
+        ("d", "i3", "same text", "a", 1.0),  # repeated text: dropped, first kept
+        ("d", "i3", "same text", "b", 1.0),
+        ("e", "j1", "not mine", "a", 1.0),
+    )
+    table, report = correctness_table(frame, "d", threshold=0.5)
+    assert table.columns == ["dataset", "instance_id", "text", "model", "score", "correct"]
+    assert table.select("instance_id", "model", "correct").rows() == [
+        ("i1", "a", True), ("i1", "b", False), ("i2", "b", True)]
+    assert report.nan_scores == 1 and report.repeated_texts == 1
+    assert any("NaN" in line for line in report.lines())
+    assert any("repeated" in line for line in report.lines())
+
+
+def test_threshold_is_inclusive():
+    frame = rows(("d", "i1", "t", "a", 0.5), ("d", "i2", "u", "a", 0.49))
+    table, _ = correctness_table(frame, "d", threshold=0.5)
+    assert table["correct"].to_list() == [True, False]
+
+
+def test_empty_dataset_is_an_error():
+    frame = rows(("d", "i1", "t", "a", float("nan")))
+    with pytest.raises(InputError, match="empty dataset"):
+        correctness_table(frame, "d", threshold=0.5)
+
+
+def test_source_table_errors_name_the_file(tmp_path):
+    missing = tmp_path / "nope.parquet"
+    with pytest.raises(InputError, match="nope.parquet"):
+        scan_source_table(missing)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("dataset,instance_id,text,model\nd,i,t,m\n")
+    with pytest.raises(InputError, match=r"bad.csv: missing column\(s\) \['score'\]"):
+        scan_source_table(bad)
+    garbage = tmp_path / "garbage.parquet"
+    garbage.write_bytes(b"not parquet at all")
+    with pytest.raises(InputError, match="garbage.parquet"):
+        list_datasets(garbage)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("dataset,instance_id,text,model,score\n")
+    with pytest.raises(InputError, match="no rows"):
+        list_datasets(empty)
+
+
+def test_select_models_keeps_dense_models_and_rejects_unknown_names():
+    present = {"d1": {"a", "b", "c"}, "d2": {"a", "b"}}
+    kept, dropped = select_models(present, include=None, exclude=["b"])
+    assert kept == ["a"]
+    assert dropped["b"] == "in models.exclude" and "missing from 1" in dropped["c"]
+    with pytest.raises(InputError, match="models.exclude: unknown model"):
+        select_models(present, include=None, exclude=["zzz"])
+    with pytest.raises(InputError, match="models.include: unknown model"):
+        select_models(present, include=["a", "qq"], exclude=None)
+
+
+def test_build_pool_orders_rows_and_drops_incomplete_instances():
+    d1 = rows(("d1", "x", "t", "a", 1.0), ("d1", "x", "t", "b", 0.0),
+              ("d1", "y", "u", "a", 0.0)).with_columns(correct=pl.col("score") >= 0.5)
+    d0 = rows(("d0", "z", "v", "a", 1.0), ("d0", "z", "v", "b", 1.0)).with_columns(
+        correct=pl.col("score") >= 0.5)
+    pool, dropped = build_pool({"d1": d1, "d0": d0}, ["a", "b"])
+    assert pool.datasets == ["d0", "d1"]
+    assert pool.instance_ids.tolist() == ["z", "x"]
+    np.testing.assert_array_equal(pool.correct, [[1, 1], [1, 0]])
+    assert dropped == {"d0": 0, "d1": 1}
+    np.testing.assert_allclose(pool.task_accuracy(), [[1, 1], [1, 0]])

@@ -1,0 +1,164 @@
+"""kNN search, pool exclusion and the correctness predictor, on hand-made points."""
+
+import numpy as np
+import pytest
+
+from llmrouter import knn
+
+
+def angles(*degrees: float) -> np.ndarray:
+    """Unit vectors in the plane at the given angles."""
+    rad = np.deg2rad(degrees)
+    return np.stack([np.cos(rad), np.sin(rad)], axis=1).astype(np.float32)
+
+
+def test_normalize_gives_unit_rows():
+    out = knn.normalize(np.array([[3.0, 4.0], [0.0, 2.0]]))
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-6)
+    assert out.dtype == np.float32
+
+
+def test_search_finds_nearest_by_cosine_and_skips_own_dataset():
+    # pool: dataset 0 at 0,10,20 degrees; dataset 1 at 90,100 degrees; dataset 2 at 5 degrees
+    pool = angles(0, 10, 20, 90, 100, 5)
+    codes = np.array([0, 0, 0, 1, 1, 2], dtype=np.int32)
+    order = np.argsort(codes, kind="stable")
+    pool, codes = pool[order], codes[order]
+    query = angles(8)
+    nb = knn.search(query, pool, codes, k=2)
+    # distances 1 - cos(angle difference): 10 deg->2 deg, 5->3, 0->8, 20->12, 90->82, 100->92
+    # dataset 0 offers only its 2 nearest (10, 0): 20 degrees is not a candidate
+    expected_angles = [10, 5, 0, 90]
+    got = [round(float(np.rad2deg(np.arctan2(*pool[i][::-1])))) for i in nb.index[0]]
+    assert got == expected_angles
+    np.testing.assert_allclose(nb.distance[0], 1 - np.cos(np.deg2rad([2, 3, 8, 82])), atol=1e-6)
+    own = knn.search(query, pool, codes, k=2, exclude_dataset=0)
+    assert set(own.dataset[0][own.index[0] >= 0].tolist()) == {1, 2}
+
+
+def test_first_allowed_is_exact_for_one_extra_exclusion():
+    rng = np.random.default_rng(0)
+    pool = knn.normalize(rng.normal(size=(300, 8)))
+    codes = np.repeat(np.arange(6, dtype=np.int32), 50)
+    queries = pool[codes == 0]
+    k = 4
+    nb = knn.search(queries, pool, codes, k=k, exclude_dataset=0, block_size=7)
+    dist = 1 - queries @ pool.T
+    for extra in range(1, 6):
+        pos = knn.first_allowed(nb, k, exclude=(extra,))
+        rows = np.take_along_axis(nb.index, pos, axis=1)
+        allowed = (codes != 0) & (codes != extra)
+        brute = np.argsort(np.where(allowed, dist, np.inf), axis=1)[:, :k]
+        np.testing.assert_array_equal(np.sort(rows, 1), np.sort(brute, 1))
+
+
+def test_first_allowed_raises_when_pool_too_small():
+    nb = knn.Neighbours(np.array([[0, 1]]), np.array([[1, 1]], dtype=np.int32),
+                        np.array([[0.1, 0.2]], dtype=np.float32))
+    with pytest.raises(ValueError, match="fewer than"):
+        knn.first_allowed(nb, 2, exclude=(1,))
+
+
+def test_predict_correctness_is_mean_over_neighbours():
+    correct = np.array([[1, 0], [1, 1], [0, 0], [1, 0]], dtype=np.uint8)
+    rows = np.array([[0, 1, 2], [1, 3, 3]])
+    g = knn.predict_correctness(rows, correct)
+    np.testing.assert_allclose(g, [[2 / 3, 1 / 3], [1.0, 1 / 3]], rtol=1e-6)
+
+
+def test_knn_descriptor_is_mean_distance_clipped():
+    assert knn.knn_descriptor(np.array([[0.1, 0.3], [0.2, -0.5]])) == pytest.approx(
+        (0.1 + 0.3 + 0.2 + 1e-7) / 4)
+
+
+def capped_brute_force(queries, pool, codes, k, exclude=None):
+    """The 2k nearest pool rows with at most k per dataset, by full sort (the definition)."""
+    dist = 1 - queries @ pool.T
+    if exclude is not None:
+        dist[:, codes == exclude] = np.inf
+    lists = []
+    for row in dist:
+        taken, count = [], {}
+        for j in np.lexsort((np.arange(len(row)), row)):
+            if np.isinf(row[j]) or len(taken) == 2 * k:
+                break
+            if count.get(codes[j], 0) < k:
+                taken.append(j)
+                count[codes[j]] = count.get(codes[j], 0) + 1
+        lists.append(taken)
+    return lists
+
+
+@pytest.mark.parametrize("block_size,chunk_columns", [(2048, 32768), (5, 30), (3, 1)])
+@pytest.mark.parametrize("exclude", [None, 0, 3, 6])
+def test_search_equals_capped_definition(block_size, chunk_columns, exclude):
+    # clustered points of uneven dataset sizes, some datasets smaller than k, a duplicate row
+    rng = np.random.default_rng(1)
+    sizes = [40, 3, 25, 60, 1, 33, 12]
+    codes = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+    centers = rng.normal(size=(len(sizes), 6))
+    pool = knn.normalize(centers[codes] + 0.6 * rng.normal(size=(len(codes), 6)))
+    pool[5] = pool[70]
+    queries = knn.normalize(rng.normal(size=(17, 6)))
+    k = 4
+    nb = knn.search(queries, pool, codes, k, exclude_dataset=exclude, block_size=block_size,
+                    chunk_columns=chunk_columns)
+    expected = capped_brute_force(queries, pool, codes, k, exclude)
+    for q, want in enumerate(expected):
+        got = nb.index[q][nb.index[q] >= 0]
+        np.testing.assert_allclose(np.sort(1 - queries[q] @ pool[got].T),
+                                   np.sort(1 - queries[q] @ pool[want].T), atol=1e-6)
+        assert np.all(np.diff(nb.distance[q][: len(got)]) >= 0)
+        np.testing.assert_array_equal(nb.dataset[q][: len(got)], codes[got])
+        if exclude is not None:
+            assert exclude not in codes[got]
+
+
+def test_capped_and_per_dataset_selection_agree():
+    # the pruned path and the per-dataset fallback give the same lists, ties included
+    rng = np.random.default_rng(2)
+    codes = np.repeat(np.arange(9, dtype=np.int32), rng.integers(1, 70, 9))
+    pool = knn.normalize(rng.normal(size=(len(codes), 5)).round(1))  # rounding makes ties
+    queries = knn.normalize(rng.normal(size=(30, 5)))
+    sim = np.ascontiguousarray(pool @ queries.T)
+    ids = np.unique(codes)
+    starts = np.searchsorted(codes, ids)
+    ends = np.searchsorted(codes, ids, side="right")
+    pruned = knn._capped_lists(sim, starts, ends, ids, 5, 10, max_survivors=10**9)
+    plain = knn._per_dataset_lists(sim, starts, ends, 5, 10)
+    np.testing.assert_array_equal(pruned[1], plain[1])
+    assert knn._capped_lists(sim, starts, ends, ids, 5, 10, max_survivors=0) is None
+
+
+def test_approximate_index_probing_every_cell_is_exact():
+    pytest.importorskip("faiss")
+    from llmrouter import ann
+
+    rng = np.random.default_rng(3)
+    codes = np.repeat(np.arange(8, dtype=np.int32), rng.integers(30, 90, 8))
+    centers = rng.normal(size=(8, 16))
+    pool = knn.normalize(centers[codes] + 0.8 * rng.normal(size=(len(codes), 16)))
+    queries = pool[codes == 2]
+    k = 3
+    index = ann.build_index(pool, n_lists=8)
+    exact = knn.search(queries, pool, codes, k, exclude_dataset=2)
+    full = ann.search(index, queries, codes, k, exclude_dataset=2, n_probe=8, candidates=60)
+    assert ann.recall(full, exact) == 1.0
+    np.testing.assert_allclose(full.distance, exact.distance, atol=1e-5)
+    assert not np.any(full.dataset == 2)
+    # probing too few cells finds little once the own dataset's cells are excluded
+    few = ann.recall(ann.search(index, queries, codes, k, exclude_dataset=2, n_probe=1), exact)
+    more = ann.recall(ann.search(index, queries, codes, k, exclude_dataset=2, n_probe=4), exact)
+    assert few < more <= 1.0
+
+
+def test_cap_lists_keeps_at_most_k_per_dataset_in_distance_order():
+    from llmrouter import ann
+
+    codes = np.array([0, 0, 0, 1, 1, 2], dtype=np.int32)
+    ids = np.array([[0, 1, 3, 2, 4, 5, -1]])
+    dist = np.array([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, np.inf]], dtype=np.float32)
+    nb = ann.cap_lists(ids, dist, codes, k=2, width=4)
+    np.testing.assert_array_equal(nb.index, [[0, 1, 3, 4]])
+    np.testing.assert_array_equal(nb.dataset, [[0, 0, 1, 1]])
+    np.testing.assert_allclose(nb.distance, [[0.1, 0.2, 0.3, 0.5]])

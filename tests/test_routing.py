@@ -1,0 +1,115 @@
+"""Leave-one-task-out routing against a brute-force computation on a synthetic pool."""
+
+import numpy as np
+import pytest
+
+from llmrouter import knn, scores, smoother
+from llmrouter.pool import Pool
+from llmrouter.routing import (
+    METHODS,
+    RoutingParams,
+    pairs_frame,
+    pairs_from_frame,
+    score_task,
+    smoother_pairs,
+    task_predictions,
+)
+
+PARAMS = RoutingParams(k=3, descriptor_k=4, bandwidth=0.2)
+
+
+@pytest.fixture(scope="module")
+def synthetic():
+    rng = np.random.default_rng(7)
+    sizes = [12, 15, 9, 14, 11]
+    centres = rng.normal(size=(len(sizes), 6))
+    vectors = np.vstack([c + 0.6 * rng.normal(size=(n, 6)) for c, n in zip(centres, sizes)])
+    vectors = knn.normalize(vectors)
+    dataset_of = np.repeat(np.arange(len(sizes)), sizes).astype(np.int32)
+    correct = (rng.random((len(vectors), 4)) < np.array([0.3, 0.5, 0.6, 0.8])).astype(np.uint8)
+    pool = Pool([f"d{i}" for i in range(len(sizes))], dataset_of,
+                np.array([f"x{i}" for i in range(len(vectors))]), ["m0", "m1", "m2", "m3"],
+                correct)
+    k = max(PARAMS.k, PARAMS.descriptor_k)
+    neighbours = {
+        name: knn.search(vectors[pool.rows(name)], vectors, dataset_of, k, exclude_dataset=i)
+        for i, name in enumerate(pool.datasets)
+    }
+    return pool, vectors, neighbours
+
+
+def brute_pairs(pool, vectors, heldout):
+    """acc(d, m) and u(d) with a full distance matrix, pool = all but d and heldout."""
+    us, accs = [], []
+    for i, name in enumerate(pool.datasets):
+        if name == heldout:
+            continue
+        allowed = pool.dataset_of != i
+        if heldout is not None:
+            allowed &= pool.dataset_of != pool.datasets.index(heldout)
+        dist = 1 - vectors[pool.dataset_of == i] @ vectors.T
+        dist[:, ~allowed] = np.inf
+        order = np.argsort(dist, axis=1)
+        g = pool.correct[order[:, : PARAMS.k]].mean(axis=1)
+        us.append(np.maximum(np.sort(dist, axis=1)[:, : PARAMS.descriptor_k], 1e-7).mean())
+        accs.append(((g > 0.5) == pool.correct[pool.dataset_of == i]).mean(axis=0))
+    return np.array(us), np.array(accs)
+
+
+@pytest.mark.parametrize("heldout", [None, "d0", "d3"])
+def test_smoother_pairs_match_brute_force(synthetic, heldout):
+    pool, vectors, neighbours = synthetic
+    pairs = smoother_pairs(pool, neighbours, PARAMS, heldout)
+    u, acc = brute_pairs(pool, vectors, heldout)
+    assert heldout not in pairs.datasets and len(pairs.datasets) == len(u)
+    np.testing.assert_allclose(pairs.u, u, rtol=1e-5)
+    np.testing.assert_allclose(pairs.acc, acc)
+
+
+def test_pairs_round_trip_through_frame(synthetic):
+    pool, _, neighbours = synthetic
+    pairs = smoother_pairs(pool, neighbours, PARAMS, "d2")
+    frame = pairs_frame(pairs, pool.models, "d2")
+    back = pairs_from_frame(frame, pool.models, "d2", drop="d4")
+    assert back.datasets == [d for d in pairs.datasets if d != "d4"]
+    keep = [pairs.datasets.index(d) for d in back.datasets]
+    np.testing.assert_allclose(back.acc, pairs.acc[keep])
+    np.testing.assert_allclose(back.u, pairs.u[keep])
+
+
+def test_score_task_combines_the_pieces(synthetic):
+    pool, _, neighbours = synthetic
+    task = "d1"
+    g, u = task_predictions(neighbours[task], pool, PARAMS)
+    pairs = smoother_pairs(pool, neighbours, PARAMS, task)
+    correct = pool.correct[pool.rows(task)]
+    bma_scores = pool.task_accuracy()[[0, 2, 3, 4]].mean(axis=0)
+    tiebreak = pool.correct[pool.dataset_of != 1].mean(axis=0)
+    frame = score_task(task, g, u, pairs, bma_scores, tiebreak, pool.models, PARAMS, correct)
+    assert frame.height == 4 and frame["model"].to_list() == pool.models
+    p = smoother.smooth(u, pairs.u, pairs.acc, PARAMS.bandwidth)
+    np.testing.assert_allclose(frame["s1"], scores.s1(g))
+    np.testing.assert_allclose(frame["p"], p)
+    np.testing.assert_allclose(frame["s3"], scores.s3(scores.s2(g), p))
+    np.testing.assert_allclose(frame["accuracy"], correct.mean(axis=0))
+    for method in METHODS:
+        assert frame[f"pick_{method}"].sum() == 1, method
+    assert frame.filter("pick_oracle")["accuracy"][0] == frame["accuracy"].max()
+    # the same inputs give the same picks (seeded draws)
+    again = score_task(task, g, u, pairs, bma_scores, tiebreak, pool.models, PARAMS, correct)
+    assert again.equals(frame)
+
+
+def test_unlabelled_task_has_null_accuracy_and_no_oracle(synthetic):
+    pool, vectors, _ = synthetic
+    rng = np.random.default_rng(3)
+    queries = knn.normalize(rng.normal(size=(5, 6)))
+    nb = knn.search(queries, vectors, pool.dataset_of, 4)
+    g, u = task_predictions(nb, pool, PARAMS)
+    pairs = smoother_pairs(pool, {n: knn.search(vectors[pool.rows(n)], vectors, pool.dataset_of,
+                                               4, exclude_dataset=i)
+                                  for i, n in enumerate(pool.datasets)}, PARAMS)
+    frame = score_task("new", g, u, pairs, pool.task_accuracy().mean(0),
+                       pool.correct.mean(0), pool.models, PARAMS)
+    assert frame["accuracy"].null_count() == 4
+    assert frame["pick_oracle"].sum() == 0 and frame["pick_s3"].sum() == 1

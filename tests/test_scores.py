@@ -1,0 +1,62 @@
+"""S1, S2, S3, predictor accuracy and picks on small hand-computed examples."""
+
+import numpy as np
+import pytest
+
+from llmrouter import scores
+
+G = np.array([[0.8, 0.4, 0.6], [0.2, 0.6, 0.6], [1.0, 0.0, 0.4], [0.6, 0.6, 0.5]])
+
+
+def test_s1_is_mean_predicted_correctness():
+    np.testing.assert_allclose(scores.s1(G), [0.65, 0.4, 0.525])
+
+
+def test_s2_counts_strictly_above_threshold():
+    # model 2: 0.6, 0.6 above; 0.4 and 0.5 (equal) are not
+    np.testing.assert_allclose(scores.s2(G), [0.75, 0.5, 0.5])
+
+
+def test_s3_mixes_s2_with_its_complement():
+    np.testing.assert_allclose(scores.s3(np.array([0.75, 0.5]), np.array([0.8, 0.6])),
+                               [0.8 * 0.75 + 0.2 * 0.25, 0.5])
+
+
+def test_predictor_accuracy():
+    correct = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=np.uint8)
+    # predicted: m0 1,0,1,1 ; m1 0,1,0,1 ; m2 1,1,0,0
+    np.testing.assert_allclose(scores.predictor_accuracy(G, correct), [0.75, 0.5, 0.5])
+
+
+def test_pick_breaks_ties_by_tiebreak_then_name():
+    names = ["b", "a", "c"]
+    assert scores.pick(np.array([1.0, 1.0, 0.5]), np.array([0.2, 0.1, 0.9]), names) == 0
+    assert scores.pick(np.array([1.0, 1.0, 0.5]), np.array([0.2, 0.2, 0.9]), names) == 1
+    assert scores.pick(np.array([0.1, 0.2, 0.5]), np.zeros(3), names) == 2
+
+
+def test_pick_s3_falls_back_to_baseline_when_not_clearly_better():
+    rng = np.random.default_rng(0)
+    names = ["m0", "m1"]
+    predicted = np.zeros((100, 2), dtype=bool)
+    predicted[:60, 0] = True
+    predicted[:59, 1] = True
+    p = np.array([0.9, 0.9])
+    s3 = scores.s3(predicted.mean(0), p)
+    # m0 is only a hair ahead: the simulation cannot tell them apart -> baseline m1
+    assert scores.pick_s3(s3, predicted, p, 1, np.zeros(2), names, rng) == 1
+    predicted[:95, 0] = True
+    s3 = scores.s3(predicted.mean(0), p)
+    assert scores.pick_s3(s3, predicted, p, 1, np.zeros(2), names, rng) == 0
+    # min_share 0 disables the fallback
+    predicted[:60, 0] = True
+    predicted[60:, 0] = False
+    s3 = scores.s3(predicted.mean(0), p)
+    assert scores.pick_s3(s3, predicted, p, 1, np.zeros(2), names, rng, min_share=0) == 0
+
+
+def test_beats_baseline_share_is_seeded():
+    args = (np.array([90, 50]), np.array([10, 50]), np.array([0.9, 0.5]), 0, 1)
+    a = scores.beats_baseline_share(*args, np.random.default_rng(1))
+    b = scores.beats_baseline_share(*args, np.random.default_rng(1))
+    assert a == b and a > 0.99

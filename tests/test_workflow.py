@@ -1,0 +1,105 @@
+"""The real workflow on a 6-subject x 8-model slice of helm_mmlu, in temporary folders."""
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from conftest import REPO, SNAKEMAKE, mmlu_slice, run_workflow, write_config
+
+pytestmark = pytest.mark.slow
+
+SCORE_COLUMNS = ["model", "s1", "s2", "p", "s3", "accuracy"]
+
+
+def outputs(results: Path) -> dict[str, pl.DataFrame]:
+    """Every Parquet artifact downstream of the embeddings, by relative path."""
+    found = {}
+    for sub in ["benchmark", "pool", "neighbours", "smoother", "scores", "report"]:
+        for path in sorted((results / sub).glob("*.parquet")):
+            found[str(path.relative_to(results))] = pl.read_parquet(path)
+    return found
+
+
+def assert_same_outputs(a: Path, b: Path) -> None:
+    left, right = outputs(a), outputs(b)
+    assert sorted(left) == sorted(right)
+    for name in left:
+        assert left[name].equals(right[name]), f"{name} differs"
+
+
+@pytest.fixture(scope="module")
+def slice_table(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data") / "slice.parquet"
+    mmlu_slice().write_parquet(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, slice_table) -> Path:
+    """One unbroken run of the slice; returns its results folder."""
+    work = tmp_path_factory.mktemp("run")
+    run_workflow(write_config(work, slice_table))
+    return work / "results"
+
+
+def test_outputs_hold_the_contract(finished_run):
+    datasets = sorted(mmlu_slice()["dataset"].unique().to_list())
+    bench = pl.read_parquet(finished_run / "benchmark" / f"{datasets[0]}.parquet")
+    assert bench.columns == ["dataset", "instance_id", "text", "model", "score", "correct"]
+    for name in datasets:
+        scores = pl.read_parquet(finished_run / "scores" / f"{name}.parquet")
+        assert scores.columns[: 1 + len(SCORE_COLUMNS)] == ["task", *SCORE_COLUMNS]
+        assert scores.height == 8
+        assert scores["accuracy"].null_count() == 0
+        assert scores.select(pl.col("s1", "s2", "p", "s3").is_between(0, 1).all()).row(0) == (
+            True,) * 4
+    picks = pl.read_parquet(finished_run / "report" / "picks.parquet")
+    assert picks.columns == ["task", "method", "model", "accuracy"]
+    methods = set(picks["method"].unique())
+    assert {"s1", "s2", "s3", "s3_true_p", "bma", "oracle"} <= methods
+    assert picks.height == len(methods) * len(datasets)
+    oracle = picks.filter(pl.col("method") == "oracle").sort("task")["accuracy"]
+    for method in ["s1", "s2", "s3", "bma"]:
+        mine = picks.filter(pl.col("method") == method).sort("task")["accuracy"]
+        assert (mine <= oracle + 1e-12).all()
+    summary = pl.read_parquet(finished_run / "report" / "summary.parquet")
+    assert {"mean_accuracy", "ratio_to_oracle", "pearson", "spearman", "pick_is_bma_pct",
+            "mean_rank"} <= set(summary.columns)
+    text = (finished_run / "report" / "summary.md").read_text()
+    assert "| s3 |" in text and "S3 against BMA" in text
+
+
+def test_two_runs_give_identical_outputs(tmp_path, slice_table, finished_run):
+    run_workflow(write_config(tmp_path, slice_table))
+    assert_same_outputs(finished_run, tmp_path / "results")
+
+
+def test_one_target_builds_only_what_it_needs(tmp_path, slice_table):
+    config = write_config(tmp_path, slice_table)
+    target = str(tmp_path / "results" / "scores" / "anatomy.parquet")
+    run_workflow(config, target)
+    assert Path(target).exists()
+    assert not (tmp_path / "results" / "report").exists()
+    assert not (tmp_path / "results" / "scores" / "astronomy.parquet").exists()
+
+
+def test_killed_run_resumes_to_the_same_outputs(tmp_path, slice_table, finished_run):
+    config = write_config(tmp_path, slice_table)
+    command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+               "--configfile", str(config), "--cores", "1", "--quiet", "rules"]
+    process = subprocess.Popen(command, cwd=tmp_path, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    embeddings = tmp_path / "results" / "embeddings"
+    deadline = time.time() + 600
+    while time.time() < deadline and len(list(embeddings.glob("*.parquet"))) < 2:
+        time.sleep(0.2)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (tmp_path / "results" / "report" / "summary.md").exists(), "killed too late"
+    run_workflow(config, extra=("--rerun-incomplete",))
+    assert_same_outputs(finished_run, tmp_path / "results")
