@@ -1,0 +1,133 @@
+"""HELM runs of one dataset -> its correctness table (the `table` source's format).
+
+A run's scores are per instance: the scenario's metric on the test (else valid) split,
+without perturbed copies, averaged over train trials. Rows from every model's run of the
+dataset are then cleaned by llmrouter.benchmark.correctness_table (NaN, repeated texts,
+threshold), exactly as a `table` source is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from llmrouter.artifacts import InputError
+from llmrouter.benchmark import CleaningReport, correctness_table
+from llmrouter.helm import reader
+from llmrouter.helm.index import metric_for, parse_run_name
+
+DOWNLOAD_COLUMNS = {"run": pl.String, "suite": pl.String, "status": pl.String,
+                    "folder": pl.String, "files": pl.List(pl.String), "reason": pl.String,
+                    "requests": pl.Int64, "retries": pl.Int64, "bytes": pl.Int64,
+                    "cached": pl.Int64, "seconds": pl.Float64}
+
+
+def load_json(path: Path) -> object:
+    """Parse a downloaded JSON file, naming it when it is unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            return json.load(handle)
+    except (OSError, ValueError) as error:
+        raise InputError(f"{path}: cannot read as JSON ({error}); download the run again: "
+                         "snakemake --forcerun <its record in results/helm/downloads/>") from None
+
+
+@dataclass
+class RunScores:
+    """One run's per-instance scores and what the log should say about them."""
+
+    model: str
+    metric: str
+    rows: pl.DataFrame  # instance_id (HELM's), text, score, n_trials
+    n_trials: int
+
+
+def run_model(run_spec: dict, source: str) -> tuple[str, str]:
+    """HELM model id (`org/name`) and adaptation method from run_spec.json."""
+    try:
+        adapter = run_spec["adapter_spec"]
+        return str(adapter["model"]), str(adapter.get("method", ""))
+    except (KeyError, TypeError) as error:
+        raise InputError(f"{source}: no adapter_spec.{error} (not a HELM run_spec)") from None
+
+
+def read_run(folder: str | Path, files: list[str], run: str,
+             metrics: dict | None = None) -> RunScores:
+    """Per-instance scores of one downloaded run (files as listed by its download record)."""
+    folder = Path(folder)
+    spec_path = folder / "run_spec.json"
+    model, method = run_model(load_json(spec_path), str(spec_path))
+    metric = str(metric_for(parse_run_name(run).scenario, metrics)["name"])
+    multiple_choice = method.startswith("multiple_choice")
+    if "instances.json" in files:
+        path = folder / "instances.json"
+        instances = reader.read_instances(load_json(path), str(path), multiple_choice)
+    else:
+        path = folder / "scenario_state.json"
+        raw = reader.scenario_state_instances(load_json(path), str(path))
+        instances = reader.read_instances(raw, str(path), multiple_choice)
+    if "display_predictions.json" in files:
+        path = folder / "display_predictions.json"
+        trials = reader.read_display_predictions(load_json(path), metric, str(path))
+    else:
+        path = folder / "per_instance_stats.json"
+        trials = reader.read_per_instance_stats(load_json(path), metric, str(path))
+        trials = trials.drop("split")
+    rows = reader.instance_scores(instances, trials)
+    n_trials = int(rows["n_trials"].max() or 0) if rows.height else 0
+    return RunScores(model=model, metric=metric, rows=rows, n_trials=n_trials)
+
+
+def dataset_rows(dataset: str, runs: list[RunScores]) -> pl.DataFrame:
+    """Long rows dataset, instance_id, text, model, score of one dataset's runs.
+
+    instance_id is `<dataset>:<HELM id>`, unique across datasets (HELM ids such as `id1295`
+    repeat between scenarios).
+    """
+    frames = [
+        run.rows.select(
+            pl.lit(dataset).alias("dataset"),
+            (pl.lit(f"{dataset}:") + pl.col("instance_id")).alias("instance_id"),
+            "text",
+            pl.lit(run.model).alias("model"),
+            "score",
+        )
+        for run in runs
+    ]
+    schema = {"dataset": pl.String, "instance_id": pl.String, "text": pl.String,
+              "model": pl.String, "score": pl.Float64}
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+
+def dataset_table(dataset: str, downloads: pl.DataFrame, metrics: dict | None = None,
+                  ) -> tuple[pl.DataFrame, CleaningReport, list[str]]:
+    """The correctness table of `dataset` from its download records (DOWNLOAD_COLUMNS).
+
+    Runs not downloaded (`missing`, `broken`) are left out; the threshold is the scenario's.
+    Returns the table, the cleaning report and lines for the log.
+    """
+    lines, runs, threshold = [], [], None
+    for record in downloads.iter_rows(named=True):
+        if record["status"] != "ok":
+            lines.append(f"{record['run']}: skipped ({record['status']}: {record['reason']})")
+            continue
+        scores = read_run(record["folder"], record["files"], record["run"], metrics)
+        scenario = parse_run_name(record["run"]).scenario
+        threshold = float(metric_for(scenario, metrics)["threshold"])
+        lines.append(f"{record['run']}: {scores.model}, {scores.rows.height} instances, "
+                     f"{scores.n_trials} trial(s), metric {scores.metric}")
+        runs.append(scores)
+    if not runs:
+        raise InputError(f"dataset {dataset!r}: none of its {downloads.height} HELM runs was "
+                         "downloaded (see results/helm/missing_runs.tsv); exclude it with "
+                         "helm.runs.exclude")
+    models = [run.model for run in runs]
+    repeated = sorted({m for m in models if models.count(m) > 1})
+    if repeated:
+        raise InputError(f"dataset {dataset!r}: several runs of model(s) {repeated}; exclude "
+                         "all but one with helm.runs.exclude")
+    table, report = correctness_table(dataset_rows(dataset, runs), dataset, threshold)
+    return table, report, lines

@@ -1,0 +1,137 @@
+"""Parsing one HELM run's files into per-instance scores.
+
+instances.json          [{id, split, input: {text}, references: [{output: {text}, tags}],
+                          perturbation?}]
+display_predictions.json [{instance_id, train_trial_index, stats: {metric: value},
+                          perturbation?}]
+per_instance_stats.json [{instance_id, train_trial_index, perturbation?,
+                          stats: [{name: {name, split, perturbation?}, mean, ...}]}]
+scenario_state.json     {request_states: [{instance: <as in instances.json>, ...}]}
+"""
+
+from __future__ import annotations
+
+import string
+
+import polars as pl
+
+from llmrouter.artifacts import InputError
+
+EVAL_SPLITS = ("test", "valid")
+
+
+def instance_text(instance: dict, multiple_choice: bool) -> str:
+    """The text a model was asked: the input, plus lettered options for multiple choice.
+
+    Options are written as HELM's multiple_choice_joint prompt shows them
+    ("question\\nA. first\\nB. second ...").
+    """
+    text = instance["input"]["text"]
+    references = instance.get("references") or []
+    if multiple_choice and references:
+        options = [f"{letter}. {ref['output']['text']}"
+                   for letter, ref in zip(string.ascii_uppercase, references)]
+        text = "\n".join([text, *options])
+    return text
+
+
+def read_instances(instances: list, source: str, multiple_choice: bool = False) -> pl.DataFrame:
+    """Unperturbed instances: instance_id, split, text (one row per HELM instance id).
+
+    `instances` is instances.json's list (or scenario_state's instances); `source` names the
+    file in errors.
+    """
+    if not isinstance(instances, list):
+        raise InputError(f"{source}: expected a list of instances")
+    rows = []
+    try:
+        for instance in instances:
+            if instance.get("perturbation"):
+                continue
+            rows.append({"instance_id": str(instance["id"]), "split": instance.get("split"),
+                         "text": instance_text(instance, multiple_choice)})
+    except (KeyError, TypeError, AttributeError) as error:
+        raise InputError(f"{source}: instance without {error} (not HELM's format)") from None
+    frame = pl.DataFrame(rows, schema={"instance_id": pl.String, "split": pl.String,
+                                       "text": pl.String})
+    return frame.unique(subset="instance_id", keep="first", maintain_order=True)
+
+
+def scenario_state_instances(state: dict, source: str) -> list:
+    """The instances of scenario_state.json (one per request; repeats per train trial)."""
+    try:
+        return [request["instance"] for request in state["request_states"]]
+    except (KeyError, TypeError) as error:
+        raise InputError(f"{source}: no request_states[].instance ({error})") from None
+
+
+def read_display_predictions(predictions: list, metric: str, source: str) -> pl.DataFrame:
+    """Unperturbed per-trial values of `metric`: instance_id, train_trial_index, value.
+
+    Raises InputError when no unperturbed row carries `metric`.
+    """
+    if not isinstance(predictions, list):
+        raise InputError(f"{source}: expected a list of predictions")
+    rows = []
+    try:
+        for row in predictions:
+            if row.get("perturbation"):
+                continue
+            value = row["stats"].get(metric)
+            if value is not None:
+                rows.append({"instance_id": str(row["instance_id"]),
+                             "train_trial_index": int(row.get("train_trial_index", 0)),
+                             "value": float(value)})
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise InputError(f"{source}: prediction without {error} (not HELM's format)") from None
+    if not rows:
+        raise InputError(f"{source}: no unperturbed prediction has metric {metric!r}")
+    return pl.DataFrame(rows, schema={"instance_id": pl.String, "train_trial_index": pl.Int64,
+                                      "value": pl.Float64})
+
+
+def read_per_instance_stats(stats: list, metric: str, source: str) -> pl.DataFrame:
+    """Unperturbed per-trial values of `metric`: instance_id, train_trial_index, split, value.
+
+    Uses each stat's `mean` (its `sum / count` when `mean` is absent). Raises InputError when
+    no unperturbed row carries `metric`.
+    """
+    if not isinstance(stats, list):
+        raise InputError(f"{source}: expected a list of per-instance stats")
+    rows = []
+    try:
+        for row in stats:
+            if row.get("perturbation"):
+                continue
+            for stat in row["stats"]:
+                name = stat["name"]
+                if name["name"] != metric or name.get("perturbation") or not stat.get("count"):
+                    continue
+                mean = stat.get("mean", stat["sum"] / stat["count"])
+                rows.append({"instance_id": str(row["instance_id"]),
+                             "train_trial_index": int(row.get("train_trial_index", 0)),
+                             "split": name.get("split"), "value": float(mean)})
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise InputError(f"{source}: stat without {error} (not HELM's format)") from None
+    if not rows:
+        raise InputError(f"{source}: no unperturbed per-instance stat {metric!r}")
+    return pl.DataFrame(rows, schema={"instance_id": pl.String, "train_trial_index": pl.Int64,
+                                      "split": pl.String, "value": pl.Float64})
+
+
+def instance_scores(instances: pl.DataFrame, trials: pl.DataFrame) -> pl.DataFrame:
+    """Per-instance score on the evaluation split: mean over train trials.
+
+    instances: instance_id, split, text (read_instances); trials: instance_id,
+    train_trial_index, value. Keeps the `test` split, or `valid` when a run has no test
+    instances. Returns instance_id, text, score, n_trials in instances' order.
+    """
+    split = next((s for s in EVAL_SPLITS if (instances["split"] == s).any()), None)
+    if split is None:
+        return pl.DataFrame(schema={"instance_id": pl.String, "text": pl.String,
+                                    "score": pl.Float64, "n_trials": pl.UInt32})
+    means = trials.group_by("instance_id").agg(score=pl.col("value").mean(),
+                                               n_trials=pl.len())
+    return (instances.filter(pl.col("split") == split)
+            .join(means, on="instance_id", how="inner", maintain_order="left")
+            .select("instance_id", "text", "score", "n_trials"))

@@ -1,0 +1,143 @@
+# The HELM source: index -> run selection (checkpoint) -> per-run downloads -> per-dataset
+# correctness tables, in the same format as the table source's (rules/benchmark.smk).
+if config["source"] == "helm":
+
+    from llmrouter.helm.download import project_roots
+
+    HELM = config["helm"]
+    if not HELM.get("release") and not HELM.get("suite"):
+        raise WorkflowError(
+            "config helm: set `release` (or, for suites without releases, `suite`)"
+        )
+    HELM_INDEX = (
+        f"{RESOURCES}/helm/{HELM['project']}/releases/{HELM['release']}/runs_to_run_suites.json"
+        if HELM.get("release")
+        else f"{RESOURCES}/helm/{HELM['project']}/runs/{HELM['suite']}/run_specs.json"
+    )
+    HELM_ROOTS = project_roots(HELM["base_url"], HELM["project"], HELM["legacy_root"])
+    HELM_TRANSFER = {
+        "timeout_s": HELM["timeout_s"],
+        "retries": HELM["retries"],
+        "backoff_s": HELM["backoff_s"],
+    }
+
+    if workflow.is_main_process and not Path(f"{RESULTS}/helm/runs.parquet").exists():
+        # The checkpoint decides the DAG, so a dry run cannot list later jobs without it.
+        print(
+            f"[helm] no run list yet: `snakemake select_helm_runs` downloads the index from "
+            f"{HELM_ROOTS[0]} (network), after which `snakemake -n` lists every job",
+            file=sys.stderr,
+        )
+
+    ruleorder: prepare_helm_dataset > prepare_table_dataset
+
+    rule fetch_helm_index:
+        output:
+            HELM_INDEX,
+        log:
+            f"{RESULTS}/logs/fetch_helm_index.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/fetch_helm_index.tsv"
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=10,
+            helm_downloads=1,
+        params:
+            roots=HELM_ROOTS,
+            release=HELM.get("release"),
+            suite=HELM.get("suite"),
+            transfer=HELM_TRANSFER,
+        script:
+            "../workflow_scripts/helm_fetch_index.py"
+
+    checkpoint select_helm_runs:
+        input:
+            HELM_INDEX,
+        output:
+            f"{RESULTS}/helm/runs.parquet",
+        log:
+            f"{RESULTS}/logs/select_helm_runs.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/select_helm_runs.tsv"
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=5,
+        params:
+            include=HELM["runs"]["include"],
+            exclude=HELM["runs"]["exclude"],
+            models=HELM["models"],
+            suite=HELM.get("suite"),
+        script:
+            "../workflow_scripts/helm_select_runs.py"
+
+    rule download_helm_run:
+        output:
+            f"{RESULTS}/helm/downloads/{{suite}}/{{run}}.parquet",
+        log:
+            f"{RESULTS}/logs/download_helm_run/{{suite}}/{{run}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/download_helm_run/{{suite}}/{{run}}.tsv"
+        wildcard_constraints:
+            suite="[^/]+",
+            run="[^/]+",
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=30,
+            helm_downloads=1,
+        params:
+            roots=HELM_ROOTS,
+            folder=lambda wildcards: (
+                f"{RESOURCES}/helm/{HELM['project']}/runs/{wildcards.suite}/{wildcards.run}"
+            ),
+            transfer=HELM_TRANSFER,
+            on_missing=HELM["on_missing"],
+        script:
+            "../workflow_scripts/helm_download_run.py"
+
+    rule prepare_helm_dataset:
+        input:
+            helm_dataset_downloads,
+        output:
+            f"{RESULTS}/benchmark/{{dataset}}.parquet",
+        log:
+            f"{RESULTS}/logs/prepare_helm_dataset/{{dataset}}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/prepare_helm_dataset/{{dataset}}.tsv"
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=10,
+        params:
+            metrics=HELM["metrics"],
+        script:
+            "../workflow_scripts/helm_prepare_dataset.py"
+
+    rule report_helm_downloads:
+        input:
+            downloads=helm_downloads,
+        output:
+            missing=f"{RESULTS}/helm/missing_runs.tsv",
+            downloads=f"{RESULTS}/helm/downloads.parquet",
+        log:
+            f"{RESULTS}/logs/report_helm_downloads.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/report_helm_downloads.tsv"
+        conda:
+            CONDA_ENV
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=5,
+        script:
+            "../workflow_scripts/helm_report_downloads.py"

@@ -1,0 +1,142 @@
+"""Robust transfer against a local HELM mirror (127.0.0.1) with injected faults."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import mmlu_slice
+from helm_mirror import Fault, serve, split_options, write_tree
+from llmrouter.helm.download import (BrokenFile, HelmUnreachable, MissingFile, Transfer,
+                                     download_run, fetch_index, fetch_json, file_url,
+                                     project_roots, FetchStats)
+
+FAST = Transfer(timeout_s=1.0, retries=3, backoff_s=0.01)
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    root = tmp_path_factory.mktemp("mirror")
+    runs = write_tree(mmlu_slice(datasets=1, models=2), root)
+    return root, runs
+
+
+@pytest.fixture
+def mirror(tree):
+    server = serve(tree[0])
+    yield server
+    server.stop()
+
+
+def run_path(run: str, name: str) -> str:
+    return f"/mmlu/benchmark_output/runs/v1.0.0/{run}/{name}"
+
+
+def leftovers(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_urls_percent_encode_run_names():
+    url = file_url("http://h/mmlu/benchmark_output", "runs", "v1", "mmlu:subject=a,model=b")
+    assert url == "http://h/mmlu/benchmark_output/runs/v1/mmlu%3Asubject%3Da%2Cmodel%3Db"
+    assert project_roots("http://h/", "classic", legacy_root=True) == [
+        "http://h/classic/benchmark_output", "http://h/benchmark_output"]
+
+
+def test_split_options_round_trip():
+    text = "Which?\nA. one\nB. two\nC. three\nD. four"
+    assert split_options(text) == ("Which?", ["one", "two", "three", "four"])
+
+
+def test_download_run_fetches_three_files(mirror, tree, tmp_path):
+    run = sorted(tree[1])[0]
+    result = download_run(project_roots(mirror.base_url, "mmlu"), "v1.0.0", run, tmp_path, FAST)
+    assert (result.status, result.files) == (
+        "ok", ["run_spec.json", "instances.json", "display_predictions.json"])
+    assert result.stats.requests == 3 and result.stats.retries == 0
+    # Run names reach the server with their ':' ',' '=' intact after decoding.
+    assert mirror.served[run_path(run, "instances.json")] == 1
+    again = download_run(project_roots(mirror.base_url, "mmlu"), "v1.0.0", run, tmp_path, FAST)
+    assert again.stats.requests == 0 and again.stats.cached == 3
+
+
+def test_retries_5xx_and_slow_answers(mirror, tree, tmp_path):
+    run = sorted(tree[1])[0]
+    mirror.faults += [Fault("instances.json", "error500", times=2),
+                      Fault("display_predictions.json", "slow", times=1, delay=2.0)]
+    result = download_run(project_roots(mirror.base_url, "mmlu"), "v1.0.0", run, tmp_path, FAST)
+    assert result.status == "ok"
+    assert result.stats.retries == 3  # two 500s, one timeout
+    assert leftovers(tmp_path) == []
+
+
+def test_404_is_missing_without_retry(mirror, tree, tmp_path):
+    run = sorted(tree[1])[0]
+    url = file_url(mirror.base_url, "mmlu", "benchmark_output", "runs", "v1.0.0", run, "nope.json")
+    with pytest.raises(MissingFile):
+        fetch_json(url, tmp_path / "nope.json", FAST, FetchStats())
+    assert mirror.requests[run_path(run, "nope.json")] == 1
+    mirror.faults.append(Fault(run, "missing"))
+    result = download_run(project_roots(mirror.base_url, "mmlu"), "v1.0.0", run, tmp_path, FAST)
+    assert result.status == "missing" and "HTTP 404" in result.reason
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["truncate", "drop"])
+def test_truncated_json_never_lands(mirror, tree, tmp_path, kind):
+    run = sorted(tree[1])[0]
+    mirror.faults.append(Fault("display_predictions.json", kind))
+    result = download_run(project_roots(mirror.base_url, "mmlu"), "v1.0.0", run, tmp_path, FAST)
+    assert result.status == "broken"
+    assert mirror.requests[run_path(run, "display_predictions.json")] == FAST.retries + 1
+    assert not (tmp_path / "display_predictions.json").exists()
+    assert leftovers(tmp_path) == []
+    # The files it did get are whole, and a later try after the fault fetches only the rest.
+    assert all(json.loads(p.read_text()) is not None for p in tmp_path.glob("*.json"))
+    mirror.clear()
+    again = download_run(project_roots(mirror.base_url, "mmlu"), "v1.0.0", run, tmp_path, FAST)
+    assert again.status == "ok" and again.stats.requests == 1 and again.stats.cached == 2
+
+
+def test_falls_back_to_per_instance_stats(tmp_path):
+    root = tmp_path / "mirror"
+    frame = mmlu_slice(datasets=1, models=1)
+    runs = write_tree(frame, root, per_instance_stats_runs=frozenset(
+        write_tree(frame, tmp_path / "names")))
+    server = serve(root)
+    try:
+        result = download_run(project_roots(server.base_url, "mmlu"), "v1.0.0",
+                              next(iter(runs)), tmp_path / "run", FAST)
+    finally:
+        server.stop()
+    assert result.files == ["run_spec.json", "instances.json", "per_instance_stats.json"]
+
+
+def test_unreachable_host_fails_fast_with_offline_hint(tmp_path):
+    start = time.monotonic()
+    with pytest.raises(HelmUnreachable, match="cannot be reached.*config/helm_mmlu.yaml"):
+        fetch_index(["http://helm.invalid/mmlu/benchmark_output"], "v1.13.0", None,
+                    tmp_path / "index.json", Transfer())
+    assert time.monotonic() - start < 30
+    with pytest.raises(BrokenFile):
+        fetch_json("http://127.0.0.1:9/x.json", tmp_path / "x.json", FAST, FetchStats())
+
+
+def test_index_of_a_release_and_of_a_suite(tree, mirror, tmp_path):
+    from llmrouter.helm.index import parse_index
+
+    root, runs = tree
+    roots = project_roots(mirror.base_url, "mmlu")
+    path = fetch_index(roots, "v1.13.0", None, tmp_path / "release.json", FAST)
+    assert parse_index(json.loads(path.read_text()), str(path)) == {r: "v1.0.0" for r in runs}
+    specs = root / "mmlu" / "benchmark_output" / "runs" / "v1.0.0" / "run_specs.json"
+    specs.write_text(json.dumps([{"name": r} for r in runs]))
+    path = fetch_index(roots, None, "v1.0.0", tmp_path / "suite.json", FAST)
+    assert parse_index(json.loads(path.read_text()), str(path), suite="v1.0.0") == {
+        r: "v1.0.0" for r in runs}
+    # Classic's pre-2026 layout: the index only under {base}/benchmark_output.
+    legacy = project_roots(mirror.base_url + "/mmlu", "classic", legacy_root=True)
+    assert fetch_index(legacy, "v1.13.0", None, tmp_path / "legacy.json", FAST).exists()

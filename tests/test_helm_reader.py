@@ -1,0 +1,130 @@
+"""The HELM reader on real HELM run folders (../shared/helm_fixtures)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from conftest import SHARED, require_shared
+from llmrouter.artifacts import InputError
+from llmrouter.helm import reader
+from llmrouter.helm.convert import dataset_table, read_run
+
+FIXTURES = SHARED / "helm_fixtures"
+BABI = FIXTURES / "helm_data_downloader" / "run"
+BABI_RUN = "babi_qa:task=15,model=AlephAlpha_luminous-base"
+EEE = FIXTURES / "every_eval_ever"
+EEE_RUNS = {
+    # run name: (model, metric, split of its evaluation instances, instances)
+    "mmlu:subject=philosophy,method=multiple_choice_joint,model=openai_gpt2":
+        ("openai/gpt2", "exact_match", "test", 9),
+    "commonsense:dataset=hellaswag,method=multiple_choice_joint,model=eleutherai_pythia-1b-v0":
+        ("eleutherai/pythia-1b-v0", "exact_match", "valid", 10),
+    "narrative_qa:model=openai_gpt2": ("openai/gpt2", "f1_score", "test", 4),
+}
+
+
+def load(path: Path) -> object:
+    return json.loads(path.read_text())
+
+
+def stats_mean(folder: Path, metric: str, split: str) -> float:
+    """The run-level mean HELM itself wrote in stats.json (unperturbed)."""
+    for stat in load(folder / "stats.json"):
+        name = stat["name"]
+        if name["name"] == metric and name.get("split") == split and not name.get("perturbation"):
+            return stat["mean"]
+    raise AssertionError(f"{metric}/{split} not in {folder}/stats.json")
+
+
+def test_babi_qa_display_files():
+    require_shared(BABI)
+    instances = reader.read_instances(load(BABI / "instances.json"), "instances.json")
+    trials = reader.read_display_predictions(load(BABI / "display_predictions.json"),
+                                             "quasi_exact_match", "display_predictions.json")
+    assert instances.height == 1000
+    assert instances["split"].value_counts().sort("split").rows() == [("test", 909),
+                                                                      ("valid", 91)]
+    assert trials.height == 3000
+    assert trials.group_by("instance_id").len()["len"].unique().to_list() == [3]
+    assert sorted(trials["train_trial_index"].unique().to_list()) == [0, 1, 2]
+    first = instances.row(0, named=True)
+    assert first["instance_id"] == "id1295"
+    assert first["text"].startswith("Sheep are afraid of mice.")
+
+    scores = reader.instance_scores(instances, trials)
+    assert scores.height == 909  # the test split only
+    assert scores["n_trials"].unique().to_list() == [3]
+    # Per-instance means over trials average to HELM's own quasi_exact_match on test.
+    assert scores["score"].mean() == pytest.approx(
+        stats_mean(BABI, "quasi_exact_match", "test"), abs=1e-12)
+    assert stats_mean(BABI, "quasi_exact_match", "test") == pytest.approx(0.25375870920425375)
+    # id1760 was right in one of its three trials.
+    assert scores.filter(instance_id="id1760")["score"].item() == pytest.approx(1 / 3)
+
+
+def test_babi_qa_run_to_correctness_table():
+    require_shared(BABI)
+    downloads = pl.DataFrame([{
+        "run": BABI_RUN, "suite": "v0.3.0", "status": "ok", "folder": str(BABI),
+        "files": ["run_spec.json", "instances.json", "display_predictions.json"], "reason": ""}])
+    table, report, _ = dataset_table("babi_qa_task_15", downloads)
+    assert table.columns == ["dataset", "instance_id", "text", "model", "score", "correct"]
+    assert table["model"].unique().to_list() == ["AlephAlpha/luminous-base"]
+    assert table["instance_id"][0] == "babi_qa_task_15:id1295"
+    # 909 test instances, repeated texts dropped as the table source does.
+    assert table.height == 909 - report.repeated_texts
+    # quasi_exact_match threshold 0.5: 2 of 3 trials right is correct, 1 of 3 is not.
+    assert table.filter(pl.col("score") > 0.5)["correct"].all()
+    assert not table.filter(pl.col("score") < 0.5)["correct"].any()
+
+
+@pytest.mark.parametrize("run", sorted(EEE_RUNS))
+def test_per_instance_stats_runs(run):
+    folder = require_shared(EEE / run)
+    model, metric, split, n = EEE_RUNS[run]
+    scores = read_run(folder, ["run_spec.json", "scenario_state.json",
+                               "per_instance_stats.json"], run)
+    assert (scores.model, scores.metric, scores.rows.height) == (model, metric, n)
+    assert scores.rows["score"].mean() == pytest.approx(stats_mean(folder, metric, split))
+
+
+def test_multiple_choice_text_has_lettered_options():
+    folder = require_shared(EEE / "mmlu:subject=philosophy,method=multiple_choice_joint,"
+                                  "model=openai_gpt2")
+    scores = read_run(folder, ["run_spec.json", "scenario_state.json",
+                               "per_instance_stats.json"],
+                      "mmlu:subject=philosophy,method=multiple_choice_joint,model=openai_gpt2")
+    text = scores.rows.filter(instance_id="id147")["text"].item()
+    assert text == ("What does the notion of “meaning in life” refer to?\nA. external meaning\n"
+                    "B. god's plan\nC. internalmeaning\nD. meaning in an afterlife")
+
+
+def test_perturbed_rows_are_ignored():
+    instances = [
+        {"id": "id1", "split": "test", "input": {"text": "q"}, "references": []},
+        {"id": "id1", "split": "test", "input": {"text": "Q!"}, "references": [],
+         "perturbation": {"name": "typos"}},
+        {"id": "id2", "split": "train", "input": {"text": "t"}, "references": []},
+    ]
+    predictions = [
+        {"instance_id": "id1", "train_trial_index": 0, "stats": {"exact_match": 1.0}},
+        {"instance_id": "id1", "train_trial_index": 0, "stats": {"exact_match": 0.0},
+         "perturbation": {"name": "typos"}},
+    ]
+    scores = reader.instance_scores(reader.read_instances(instances, "i"),
+                                    reader.read_display_predictions(predictions, "exact_match",
+                                                                    "p"))
+    assert scores.select("instance_id", "text", "score").rows() == [("id1", "q", 1.0)]
+
+
+def test_bad_files_name_the_file():
+    with pytest.raises(InputError, match="display_predictions.json.*'exact_match'"):
+        reader.read_display_predictions(
+            [{"instance_id": "id1", "stats": {"f1_score": 1.0}}], "exact_match",
+            "display_predictions.json")
+    with pytest.raises(InputError, match="instances.json"):
+        reader.read_instances([{"split": "test"}], "instances.json")

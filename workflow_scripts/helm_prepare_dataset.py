@@ -1,0 +1,26 @@
+"""Turn one dataset's downloaded HELM runs into its correctness table."""
+
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import polars as pl
+
+from llmrouter.artifacts import write_table
+from llmrouter.helm.convert import DOWNLOAD_COLUMNS, dataset_table
+from llmrouter.logs import run_logged
+
+
+def main() -> None:
+    dataset = snakemake.wildcards.dataset  # noqa: F821
+    downloads = pl.concat([pl.read_parquet(p) for p in snakemake.input]).cast(  # noqa: F821
+        DOWNLOAD_COLUMNS)
+    table, report, lines = dataset_table(dataset, downloads, snakemake.params.metrics)  # noqa: F821
+    for line in lines + report.lines():
+        logging.info(line)
+    write_table(table, snakemake.output[0])  # noqa: F821
+
+
+run_logged(snakemake.log[0], main)  # noqa: F821
