@@ -27,14 +27,44 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"
 PACKAGED_MODELS = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
 
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_has_fast_bfloat16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AMX or AVX512_BF16): only then is
+    bfloat16 embedding fast (several times fp32); elsewhere it is slower than fp32."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:  # not Linux, or no /proc: assume the slow case
+        return False
+    flags = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.split(":", 1)[1].split())
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+def resolve_precision(precision: str, cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The precision to run: "auto" means bfloat16 on CPUs with fast bfloat16, else float32."""
+    if precision == "auto":
+        return "bfloat16" if cpu_has_fast_bfloat16(cpuinfo) else "float32"
+    if precision not in ("float32", "bfloat16"):
+        raise InputError(f"embedding.precision {precision!r}: use float32, bfloat16 or auto")
+    return precision
+
+
 @dataclass(frozen=True)
 class EmbeddingSettings:
-    """How texts are embedded. precision: "float32" or "bfloat16"."""
+    """How texts are embedded. precision: "float32" or "bfloat16" (resolve "auto" first)."""
 
     model: str = DEFAULT_MODEL
     batch_size: int = 16
     max_seq_length: int = 256
     precision: str = "float32"
+
+    def __post_init__(self) -> None:
+        # "auto" is resolved here, so the cache key names the precision actually run
+        object.__setattr__(self, "precision", resolve_precision(self.precision))
 
     def key(self) -> str:
         """Folder name of this setting's cache: vectors differ when any field differs."""
@@ -68,7 +98,7 @@ def load_model(settings: EmbeddingSettings, threads: int = 1):
     torch.set_num_threads(max(1, threads))
     kwargs = {}
     if settings.precision == "bfloat16":
-        kwargs["model_kwargs"] = {"torch_dtype": torch.bfloat16}
+        kwargs["model_kwargs"] = {"dtype": torch.bfloat16}
     path = resolve_model_path(settings.model)
     try:
         model = SentenceTransformer(path, device="cpu", **kwargs)
@@ -125,6 +155,9 @@ def embed_texts(
                                        normalize_embeddings=True, convert_to_numpy=True,
                                        show_progress_bar=False)
                 vectors = np.asarray(vectors, dtype=np.float32)
+                if settings.precision != "float32":
+                    # normalised in bfloat16 the norms are off by ~1e-3: renormalise in float32
+                    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
                 table = pl.DataFrame({"text_hash": [h for h, _ in chunk]}).to_arrow()
                 table = table.append_column("vector", matrix_column(vectors))
                 write_table(table, cache_dir / f"{uuid.uuid4().hex}.parquet")

@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 from scipy import stats
 
-from llmrouter.routing import METHODS
+from llmrouter.routing import ALL_METHODS, METHODS
 
 # The score each method ranks models by, as an expression over a scores table.
 METHOD_SCORE = {
@@ -20,7 +20,11 @@ METHOD_SCORE = {
 
 
 def picks(scores: pl.DataFrame) -> pl.DataFrame:
-    """task, method, model, accuracy: the model each method picks on each task."""
+    """task, method, model, accuracy: the model each method picks on each task.
+
+    Per-instance routing picks a model per input, not per task: its row has model
+    PER_INSTANCE_MODEL and the accuracy of the routed inputs.
+    """
     frames = [
         scores.filter(pl.col(f"pick_{m}")).select(
             "task", pl.lit(m).alias("method"), "model", "accuracy"
@@ -28,12 +32,22 @@ def picks(scores: pl.DataFrame) -> pl.DataFrame:
         for m in METHODS
         if f"pick_{m}" in scores.columns
     ]
+    if "per_instance_accuracy" in scores.columns:
+        frames.append(scores.group_by("task", maintain_order=True).agg(
+            pl.lit("per_instance").alias("method"), pl.lit(PER_INSTANCE_MODEL).alias("model"),
+            pl.col("per_instance_accuracy").first().alias("accuracy")))
     return pl.concat(frames).sort("task", "method")
+
+
+# The `model` of per-instance routing's rows in picks: it is a mix of models, not one.
+PER_INSTANCE_MODEL = "per-instance"
 
 
 def _correlations(scores: pl.DataFrame, method: str) -> tuple[float, float]:
     """Mean over tasks of Pearson and Spearman correlation of a method's scores with accuracy."""
     pearson, spearman = [], []
+    if method not in METHOD_SCORE:
+        return float("nan"), float("nan")
     for (_,), group in scores.group_by("task", maintain_order=True):
         x = group.select(METHOD_SCORE[method]).to_series().to_numpy()
         y = group["accuracy"].to_numpy()
@@ -57,7 +71,9 @@ def summary(scores: pl.DataFrame, cost: dict[str, float] | None = None) -> pl.Da
     )
     chosen = picks(ranked.drop("accuracy").join(
         scores.select("task", "model", "accuracy"), on=["task", "model"]))
-    chosen = chosen.join(ranked.select("task", "model", "rank"), on=["task", "model"])
+    # Left join: per-instance rows have no single model, hence no rank.
+    chosen = chosen.join(ranked.select("task", "model", "rank"), on=["task", "model"],
+                         how="left")
     bma = chosen.filter(pl.col("method") == "bma").select("task", pl.col("model").alias("bma"))
     chosen = chosen.join(bma, on="task")
     if cost:
@@ -68,7 +84,7 @@ def summary(scores: pl.DataFrame, cost: dict[str, float] | None = None) -> pl.Da
         chosen = chosen.with_columns(pl.lit(None, dtype=pl.Float64).alias("cost"))
     oracle_mean = chosen.filter(pl.col("method") == "oracle")["accuracy"].mean()
     rows = []
-    for method in METHODS:
+    for method in ALL_METHODS:
         mine = chosen.filter(pl.col("method") == method)
         if mine.height == 0:
             continue

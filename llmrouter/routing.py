@@ -23,17 +23,21 @@ class RoutingParams:
     threshold: g > threshold counts as predicted correct; bandwidth: the smoother's sigma;
     fallback_share: S3 keeps its pick over BMA only above this share of draws (0 disables);
     draws: simulated draws; seed: base seed of those draws;
-    mode: "strict" (nothing of a held-out task is used) or "reference" (the authors' code).
+    mode: "strict" (nothing of a held-out task is used) or "reference" (the authors' code);
+    descriptor: how p(t, m) finds tasks like t, "knn" (the paper's scalar u) or "ot" (OT
+    distance between task clouds); a bandwidth of "auto" is chosen per task by leave-one-task-out
+    error (llmrouter.bandwidth) and read from the smoother's bandwidth table.
     """
 
     k: int = 5
     descriptor_k: int = 19
     threshold: float = 0.5
-    bandwidth: float = 0.09
+    bandwidth: float | str = 0.09
     fallback_share: float = 0.6
     draws: int = 1000
     seed: int = 0
     mode: str = "strict"
+    descriptor: str = "knn"
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,57 @@ def smoother_pairs(
     return Pairs(names, np.asarray(us), np.vstack(accs))
 
 
+def all_smoother_pairs(
+    pool: Pool,
+    neighbours: dict[str, knn.Neighbours],
+    params: RoutingParams,
+    heldouts: list[str | None],
+) -> dict[str | None, Pairs]:
+    """`smoother_pairs` for every entry of `heldouts`, bit for bit, sharing the work.
+
+    Leaving out one more task t changes only the points of d that have a neighbour from t
+    among their first max(k, descriptor_k): every dataset's predictions are made once without
+    t, and per t only those points are redone (a few percent), with the correct-call counts
+    patched. So strict mode's 57 x 56 pairs cost about one pass instead of 57.
+    """
+    width = max(params.k, params.descriptor_k)
+    base = {}
+    for name in pool.datasets:
+        nb = neighbours[name]
+        positions = knn.first_allowed(nb, width)
+        rows = np.take_along_axis(nb.index, positions[:, : params.k], axis=1)
+        dists = np.take_along_axis(nb.distance, positions[:, : params.descriptor_k], axis=1)
+        first = np.take_along_axis(nb.dataset, positions, axis=1)
+        correct = pool.correct[pool.rows(name)].astype(bool)
+        hits = (knn.predict_correctness(rows, pool.correct) > params.threshold) == correct
+        base[name] = (dists, first, correct, hits, hits.sum(axis=0))
+    out: dict[str | None, Pairs] = {}
+    for heldout in heldouts:
+        code = None if heldout is None else pool.datasets.index(heldout)
+        names, us, accs = [], [], []
+        for name in pool.datasets:
+            if name == heldout:
+                continue
+            dists, first, correct, hits, counts = base[name]
+            redo = np.flatnonzero((first == code).any(axis=1)) if code is not None else []
+            if len(redo):
+                nb = neighbours[name]
+                part = knn.Neighbours(nb.index[redo], nb.dataset[redo], nb.distance[redo])
+                positions = knn.first_allowed(part, width, (code,))
+                rows = np.take_along_axis(part.index, positions[:, : params.k], axis=1)
+                new_hits = (knn.predict_correctness(rows, pool.correct)
+                            > params.threshold) == correct[redo]
+                counts = counts - hits[redo].sum(axis=0) + new_hits.sum(axis=0)
+                dists = dists.copy()
+                dists[redo] = np.take_along_axis(part.distance,
+                                                 positions[:, : params.descriptor_k], axis=1)
+            names.append(name)
+            us.append(knn.knn_descriptor(dists))
+            accs.append(counts / np.float64(len(correct)))
+        out[heldout] = Pairs(names, np.asarray(us), np.vstack(accs))
+    return out
+
+
 def pairs_frame(pairs: Pairs, models: list[str], heldout: str | None) -> pl.DataFrame:
     """Long table of pairs: heldout, dataset, model, u, acc."""
     n_d, n_m = pairs.acc.shape
@@ -120,20 +175,25 @@ def score_task(
     models: list[str],
     params: RoutingParams,
     correct: np.ndarray | None = None,
+    p: np.ndarray | None = None,
 ) -> pl.DataFrame:
     """Scores and picks of every model on one task.
 
     g: (n_points, n_models) predicted correctness; u: the task's descriptor;
     bma_scores: (n_models,) mean per-task accuracy on the benchmark tasks BMA may use;
     tiebreak: (n_models,) mean accuracy on the training pool; correct: (n_points, n_models)
-    true correctness, or None for an unlabelled task.
+    true correctness, or None for an unlabelled task; p: (n_models,) the smoother's estimate when
+    the caller computed it (another descriptor or bandwidth), else the `knn` smoother's.
     Returns one row per model: model, s1, s2, p, s3, accuracy, p_true, bma_score, n_pos,
-    and a boolean pick_<method> column per method.
+    and a boolean pick_<method> column per method. Per-instance routing (argmax_m g_m(x) per
+    input) is not one model, so it has no pick_ flag: routed_share is the share of inputs
+    it sends to each model and per_instance_accuracy its accuracy (same on every row).
     """
     rng = task_seed(params.seed, task)
     s1 = scores.s1(g)
     s2 = scores.s2(g, params.threshold)
-    p = smoother.smooth(u, pairs.u, pairs.acc, params.bandwidth)
+    if p is None:
+        p = smoother.smooth(u, pairs.u, pairs.acc, params.bandwidth)
     s3 = scores.s3(s2, p)
     predicted = g > params.threshold
     bma = scores.pick(bma_scores, tiebreak, models)
@@ -145,7 +205,9 @@ def score_task(
         "bma": bma,
     }
     n = g.shape[0]
-    accuracy = p_true = None
+    routed = scores.route_instances(g, tiebreak, models)
+    routed_share = np.bincount(routed, minlength=len(models)) / max(n, 1)
+    accuracy = p_true = per_instance_accuracy = None
     if correct is not None:
         accuracy = correct.mean(axis=0, dtype=np.float64)
         p_true = scores.predictor_accuracy(g, correct, params.threshold)
@@ -153,6 +215,7 @@ def score_task(
         picks["s3_true_p"] = scores.pick_s3(s3_true, predicted, p_true, bma, tiebreak, models,
                                             rng, params.fallback_share, params.draws)
         picks["oracle"] = scores.pick(accuracy, tiebreak, models)
+        per_instance_accuracy = np.full(len(models), correct[np.arange(n), routed].mean())
     frame = pl.DataFrame(
         {
             "task": [task] * len(models),
@@ -166,14 +229,56 @@ def score_task(
             "bma_score": bma_scores,
             "n_pos": predicted.sum(axis=0).astype(np.int64),
             "n": np.full(len(models), n, dtype=np.int64),
+            "routed_share": routed_share,
+            "per_instance_accuracy": pl.Series(_or_nulls(per_instance_accuracy, len(models)),
+                                               dtype=pl.Float64),
         }
     )
     flags = {f"pick_{m}": np.arange(len(models)) == picks.get(m, -1) for m in METHODS}
     return frame.with_columns(**{k: pl.Series(v) for k, v in flags.items()})
 
 
+# Methods that pick one model per task: each has exactly one pick_<method> row per task.
 METHODS = ["s1", "s2", "s3", "s3_true_p", "bma", "oracle"]
+# Every evaluated method: per-instance routing picks a model per input (see score_task).
+ALL_METHODS = [*METHODS, "per_instance"]
 
 
 def _or_nulls(values: np.ndarray | None, n: int) -> list | np.ndarray:
     return [None] * n if values is None else values
+
+
+def smoother_p(
+    u: float,
+    pairs: Pairs,
+    descriptor: str,
+    bandwidth: float,
+    ot_row: dict[str, float] | None = None,
+) -> np.ndarray:
+    """p(t, m) (n_models,) with the chosen descriptor.
+
+    descriptor "knn": kernel on |u(t) - u(d)| (the paper); "ot": kernel on the OT distance
+    D(t, d) from `ot_row` (dataset -> distance from t), over the same pairs.
+    """
+    if descriptor == "knn":
+        return smoother.smooth(u, pairs.u, pairs.acc, bandwidth)
+    if descriptor == "ot":
+        if ot_row is None:
+            raise ValueError("descriptor 'ot' needs the task's row of OT distances")
+        missing = [d for d in pairs.datasets if d not in ot_row]
+        if missing:
+            raise ValueError(f"no OT distance to {missing[:3]}")
+        dist = np.array([ot_row[d] for d in pairs.datasets])
+        return smoother.smooth_by_distance(dist, pairs.acc, bandwidth)
+    raise ValueError(f"unknown descriptor {descriptor!r}; known: knn, ot")
+
+
+def task_pairs(pairs_table: pl.DataFrame, models: list[str], task: str | None,
+               datasets: list[str], mode: str) -> Pairs:
+    """The smoother pairs `task` is scored with: in strict mode recomputed with the task out of
+    every pool, in reference mode the one leave-one-task-out pass; never the task's own pair.
+    A task outside the benchmark (a user's new task, or None) gets the whole pass."""
+    if task is not None and task in datasets:
+        return pairs_from_frame(pairs_table, models, task if mode == "strict" else None,
+                                drop=task)
+    return pairs_from_frame(pairs_table, models, None)

@@ -83,3 +83,16 @@ def pick_s3(
     n_neg = predicted_correct.shape[0] - n_pos
     share = beats_baseline_share(n_pos, n_neg, p, best, baseline, rng, draws)
     return best if share >= min_share else baseline
+
+
+def route_instances(g: np.ndarray, tiebreak: np.ndarray, names: list[str]) -> np.ndarray:
+    """Per-instance routing: argmax_m g_m(x_i) for each input. -> (n_points,) model indices.
+
+    g: (n_points, n_models). Ties go as in `pick`: to the higher `tiebreak` (accuracy on the
+    training pool), then the smaller name.
+    """
+    order = sorted(range(len(names)), key=lambda m: (-tiebreak[m], names[m]))
+    priority = np.empty(len(names), dtype=np.int64)
+    priority[order] = np.arange(len(names))
+    top = g == g.max(axis=1, keepdims=True)
+    return np.argmin(np.where(top, priority, len(names)), axis=1)

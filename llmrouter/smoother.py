@@ -31,3 +31,29 @@ def smooth(
     """p(t, m) for every model: kernel-weighted mean of acc_pairs (n_pairs, n_models)."""
     weights = kernel_weights(u_target, u_pairs, bandwidth)
     return weights @ np.asarray(acc_pairs, dtype=np.float64)
+
+
+def distance_weights(distances: np.ndarray, bandwidth: float) -> np.ndarray:
+    """Normalised Gaussian kernel weights (n_pairs,) of pairs at `distances` from the target.
+
+    The same kernel as `kernel_weights`, for descriptors that only give distances (OT).
+    """
+    if bandwidth <= 0:
+        raise ValueError(f"bandwidth must be positive, got {bandwidth}")
+    distances = np.asarray(distances, dtype=np.float64)
+    if distances.size == 0:
+        raise ValueError("the smoother has no fitted pairs")
+    log_w = -(distances**2) / (2.0 * bandwidth**2)
+    w = np.exp(log_w - log_w.max())
+    return w / w.sum()
+
+
+def smooth_by_distance(
+    distances: np.ndarray, acc_pairs: np.ndarray, bandwidth: float
+) -> np.ndarray:
+    """p(t, m) = sum_d w_d acc(d, m), w_d proportional to exp(-D(t, d)^2 / (2 sigma^2)).
+
+    distances: (n_pairs,) D(t, d) from the target to each pair's task (e.g. OT);
+    acc_pairs: (n_pairs, n_models). Returns (n_models,).
+    """
+    return distance_weights(distances, bandwidth) @ np.asarray(acc_pairs, dtype=np.float64)

@@ -102,3 +102,20 @@ def read_neighbours(path: str | Path) -> tuple[np.ndarray, Neighbours]:
         dataset=column_matrix(table, "neighbour_dataset").astype(np.int32),
         distance=column_matrix(table, "distance").astype(np.float32),
     )
+
+
+def read_ot_matrix(path: str | Path) -> dict[str, dict[str, float]]:
+    """task -> {dataset -> OT distance} from a distances table (task, dataset, distance, ...)."""
+    table = pl.from_arrow(read_table(path, ["task", "dataset", "distance"]))
+    matrix: dict[str, dict[str, float]] = {}
+    for task, dataset, value in table.select("task", "dataset", "distance").iter_rows():
+        matrix.setdefault(task, {})[dataset] = value
+    return matrix
+
+
+def read_ot_row(path: str | Path, task: str) -> dict[str, float]:
+    """{dataset -> OT distance from `task`}; InputError if the file has no row for the task."""
+    matrix = read_ot_matrix(path)
+    if task not in matrix:
+        raise InputError(f"{path}: no OT distances from task {task!r}")
+    return matrix[task]

@@ -9,6 +9,8 @@ rule prepare_table_dataset:
         f"{RESULTS}/logs/prepare_table_dataset/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare_table_dataset/{{dataset}}.tsv"
+    group:
+        "pool"
     threads: 1
     resources:
         mem_mb=2000,
@@ -32,6 +34,8 @@ rule collect_pool:
         f"{RESULTS}/logs/collect_pool.log",
     benchmark:
         f"{RESULTS}/benchmarks/collect_pool.tsv"
+    group:
+        "pool"
     threads: 1
     resources:
         mem_mb=4000,

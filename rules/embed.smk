@@ -1,22 +1,53 @@
-rule embed_dataset:
+# One job embeds every text the cache lacks (the model and torch load once, not once per
+# dataset); the per-dataset jobs after it only read the cache.
+rule embed_all_texts:
     input:
-        f"{RESULTS}/benchmark/{{dataset}}.parquet",
+        benchmark_tables,
     output:
-        f"{RESULTS}/embeddings/{{dataset}}.parquet",
+        f"{RESULTS}/embedding_index.parquet",
+    log:
+        f"{RESULTS}/logs/embed_all_texts.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/embed_all_texts.tsv"
+    group:
+        "embeddings"
+    conda:
+        CONDA_ENV
+    threads: 8
+    resources:
+        mem_mb=4000,
+        runtime=120,
     params:
         embedding=config.get("embedding", {}),
         cache_dir=config.get("embedding", {}).get(
             "cache_dir", f"{RESOURCES}/embedding_cache"
         ),
+    script:
+        "../workflow_scripts/embed_all_texts.py"
+
+
+rule embed_dataset:
+    input:
+        f"{RESULTS}/benchmark/{{dataset}}.parquet",
+        f"{RESULTS}/embedding_index.parquet",
+    output:
+        f"{RESULTS}/embeddings/{{dataset}}.parquet",
     log:
         f"{RESULTS}/logs/embed_dataset/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/embed_dataset/{{dataset}}.tsv"
-    threads: 2
-    resources:
-        mem_mb=4000,
-        runtime=60,
+    group:
+        "embeddings"
     conda:
         CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    params:
+        embedding=config.get("embedding", {}),
+        cache_dir=config.get("embedding", {}).get(
+            "cache_dir", f"{RESOURCES}/embedding_cache"
+        ),
     script:
         "../workflow_scripts/embed_dataset.py"

@@ -31,6 +31,14 @@ if config["source"] == "helm":
 
     ruleorder: prepare_helm_dataset > prepare_table_dataset
 
+    # Network-bound and tiny: on a cluster they run on the submit host (compute nodes often
+    # have no internet), not as thousands of sbatch jobs.
+    localrules:
+        fetch_helm_index,
+        select_helm_runs,
+        download_helm_run,
+        report_helm_downloads,
+
     rule fetch_helm_index:
         output:
             HELM_INDEX,
@@ -112,6 +120,8 @@ if config["source"] == "helm":
             f"{RESULTS}/logs/prepare_helm_dataset/{{dataset}}.log",
         benchmark:
             f"{RESULTS}/benchmarks/prepare_helm_dataset/{{dataset}}.tsv"
+        group:
+            "pool"
         conda:
             CONDA_ENV
         threads: 1

@@ -1,24 +1,52 @@
+# knn.index: approximate (large pools): one faiss index over the pool, shared by every task.
+rule build_ann_index:
+    input:
+        pool=f"{RESULTS}/pool/correctness.parquet",
+        models=f"{RESULTS}/pool/models.parquet",
+        embeddings=embedding_files,
+    output:
+        f"{RESULTS}/knn/ann_index.faiss",
+    log:
+        f"{RESULTS}/logs/build_ann_index.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/build_ann_index.tsv"
+    conda:
+        CONDA_ENV
+    threads: 8
+    resources:
+        mem_mb=16000,
+        runtime=60,
+    params:
+        datasets=dataset_names,
+        n_lists=config.get("knn", {}).get("n_lists"),
+    script:
+        "../workflow_scripts/build_ann_index.py"
+
+
 rule find_neighbours:
     input:
+        unpack(ann_index_input),
         queries=task_embeddings,
         pool=f"{RESULTS}/pool/correctness.parquet",
         models=f"{RESULTS}/pool/models.parquet",
         embeddings=embedding_files,
     output:
         f"{RESULTS}/neighbours/{{task}}.parquet",
-    params:
-        datasets=DATASETS,
-        k=max(routing_params()["k"], routing_params()["descriptor_k"]),
-        block_size=config.get("knn", {}).get("block_size", 2048),
     log:
         f"{RESULTS}/logs/find_neighbours/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/find_neighbours/{{task}}.tsv"
-    threads: 1
+    conda:
+        CONDA_ENV
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=20,
-    conda:
-        CONDA_ENV
+    params:
+        datasets=dataset_names,
+        k=max(routing_params()["k"], routing_params()["descriptor_k"]),
+        block_size=config.get("knn", {}).get("block_size", 2048),
+        index=config.get("knn", {}).get("index", "exact"),
+        n_probe=config.get("knn", {}).get("n_probe", 32),
     script:
         "../workflow_scripts/find_neighbours.py"

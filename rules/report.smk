@@ -11,6 +11,8 @@ rule summarize_evaluation:
         f"{RESULTS}/logs/summarize_evaluation.log",
     benchmark:
         f"{RESULTS}/benchmarks/summarize_evaluation.tsv"
+    group:
+        "scores"
     threads: 1
     resources:
         mem_mb=2000,

@@ -4,6 +4,8 @@ rule score_task:
         pool=f"{RESULTS}/pool/correctness.parquet",
         models=f"{RESULTS}/pool/models.parquet",
         pairs=f"{RESULTS}/smoother/pairs.parquet",
+        bandwidth=f"{RESULTS}/smoother/bandwidth.parquet",
+        distances=task_distance_row,
     output:
         f"{RESULTS}/scores/{{task}}.parquet",
     params:
@@ -12,6 +14,8 @@ rule score_task:
         f"{RESULTS}/logs/score_task/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/score_task/{{task}}.tsv"
+    group:
+        "scores"
     threads: 1
     resources:
         mem_mb=2000,

@@ -11,6 +11,8 @@ rule fit_smoother:
         f"{RESULTS}/logs/fit_smoother.log",
     benchmark:
         f"{RESULTS}/benchmarks/fit_smoother.tsv"
+    group:
+        "scores"
     threads: 1
     resources:
         mem_mb=4000,

@@ -58,7 +58,7 @@ def run_workflow(config: Path, *targets: str, cores: int = 2, check: bool = True
     """Run the repository's Snakefile with `config`; returns the finished process."""
     # Each run works in its config's folder, so parallel runs never share a .snakemake lock.
     command = [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(config.parent),
-               "--configfile", str(config), "--cores", str(cores), "--quiet", "rules",
+               "--configfile", str(config), "--cores", str(cores), "--quiet=rules",
                *extra, *targets]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout,

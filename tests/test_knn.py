@@ -162,3 +162,27 @@ def test_cap_lists_keeps_at_most_k_per_dataset_in_distance_order():
     np.testing.assert_array_equal(nb.index, [[0, 1, 3, 4]])
     np.testing.assert_array_equal(nb.dataset, [[0, 0, 1, 1]])
     np.testing.assert_allclose(nb.distance, [[0.1, 0.2, 0.3, 0.5]])
+
+
+@pytest.mark.parametrize("descriptor_k", [3, 7])
+def test_shared_strict_pairs_equal_one_pass_per_heldout(descriptor_k):
+    from llmrouter.pool import Pool
+    from llmrouter.routing import RoutingParams, all_smoother_pairs, smoother_pairs
+
+    rng = np.random.default_rng(4)
+    codes = np.repeat(np.arange(6, dtype=np.int32), rng.integers(15, 40, 6))
+    centers = rng.normal(size=(6, 8))
+    vectors = knn.normalize(centers[codes] + rng.normal(size=(len(codes), 8)))
+    pool = Pool([f"d{i}" for i in range(6)], codes, np.arange(len(codes)).astype(str),
+                ["a", "b", "c"], (rng.random((len(codes), 3)) < 0.6).astype(np.uint8))
+    params = RoutingParams(k=3, descriptor_k=descriptor_k)
+    width = max(params.k, params.descriptor_k)
+    neighbours = {n: knn.search(vectors[pool.rows(n)], vectors, codes, width, exclude_dataset=c)
+                  for c, n in enumerate(pool.datasets)}
+    heldouts = [None] + pool.datasets
+    shared = all_smoother_pairs(pool, neighbours, params, heldouts)
+    for heldout in heldouts:
+        one = smoother_pairs(pool, neighbours, params, heldout)
+        assert shared[heldout].datasets == one.datasets
+        np.testing.assert_array_equal(shared[heldout].u, one.u)
+        np.testing.assert_array_equal(shared[heldout].acc, one.acc)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-from llmrouter import knn
+from llmrouter import ann, knn
 from llmrouter.logs import run_logged
 from llmrouter.store import pool_embeddings, read_embeddings, read_pool, write_neighbours
 
@@ -24,8 +24,14 @@ def main() -> None:
     else:
         ids, queries = read_embeddings(snakemake.input.queries)  # noqa: F821
         queries, own = knn.normalize(queries), None
-    neighbours = knn.search(queries, vectors, pool.dataset_of, snakemake.params.k,  # noqa: F821
-                            exclude_dataset=own, block_size=snakemake.params.block_size)  # noqa: F821
+    if snakemake.params.index == "approximate":  # noqa: F821
+        index = ann.read_index(snakemake.input.index)  # noqa: F821
+        neighbours = ann.search(index, queries, pool.dataset_of, snakemake.params.k,  # noqa: F821
+                                exclude_dataset=own, n_probe=snakemake.params.n_probe,  # noqa: F821
+                                threads=snakemake.threads)  # noqa: F821
+    else:
+        neighbours = knn.search(queries, vectors, pool.dataset_of, snakemake.params.k,  # noqa: F821
+                                exclude_dataset=own, block_size=snakemake.params.block_size)  # noqa: F821
     logging.info("%s: %d queries x %d pool rows, %d neighbours kept each", task, len(ids),
                  len(vectors), neighbours.index.shape[1])
     write_neighbours(ids, neighbours, snakemake.output[0])  # noqa: F821

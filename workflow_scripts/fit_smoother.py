@@ -14,7 +14,7 @@ import polars as pl
 
 from llmrouter.artifacts import write_table
 from llmrouter.logs import run_logged
-from llmrouter.routing import RoutingParams, pairs_frame, smoother_pairs
+from llmrouter.routing import RoutingParams, all_smoother_pairs, pairs_frame
 from llmrouter.store import read_neighbours, read_pool
 
 
@@ -25,10 +25,8 @@ def main() -> None:
     for path in snakemake.input.neighbours:  # noqa: F821
         neighbours[Path(path).stem] = read_neighbours(path)[1]
     heldouts = [None] + (pool.datasets if params.mode == "strict" else [])
-    frames = []
-    for heldout in heldouts:
-        pairs = smoother_pairs(pool, neighbours, params, heldout)
-        frames.append(pairs_frame(pairs, pool.models, heldout))
+    every = all_smoother_pairs(pool, neighbours, params, heldouts)
+    frames = [pairs_frame(every[heldout], pool.models, heldout) for heldout in heldouts]
     logging.info("smoother: %d sets of pairs over %d datasets x %d models (%s mode)",
                  len(heldouts), len(pool.datasets), len(pool.models), params.mode)
     write_table(pl.concat(frames), snakemake.output[0])  # noqa: F821

@@ -9,8 +9,9 @@ import polars as pl
 
 from llmrouter.artifacts import read_table, write_table
 from llmrouter.logs import run_logged
-from llmrouter.routing import RoutingParams, pairs_from_frame, score_task, task_predictions
-from llmrouter.store import read_neighbours, read_pool
+from llmrouter.routing import (RoutingParams, pairs_from_frame, score_task, smoother_p,
+                               task_predictions)
+from llmrouter.store import read_neighbours, read_ot_row, read_pool
 
 
 def main() -> None:
@@ -34,7 +35,16 @@ def main() -> None:
         bma_scores = accuracy.mean(axis=0)
         tiebreak = pool.correct.mean(axis=0)
         correct = None
-    frame = score_task(task, g, u, pairs, bma_scores, tiebreak, pool.models, params, correct)
+    p = None
+    if params.descriptor != "knn" or params.bandwidth == "auto":
+        fitted = pl.from_arrow(read_table(snakemake.input.bandwidth))  # noqa: F821
+        fitted = fitted.filter(pl.col("task") == task if task in pool.datasets
+                               else pl.col("task").is_null())
+        ot_row = None
+        if params.descriptor == "ot":
+            ot_row = read_ot_row(snakemake.input.distances, task)  # noqa: F821
+        p = smoother_p(u, pairs, params.descriptor, fitted["bandwidth"].item(), ot_row)
+    frame = score_task(task, g, u, pairs, bma_scores, tiebreak, pool.models, params, correct, p)
     write_table(frame, snakemake.output[0])  # noqa: F821
 
 

@@ -1,0 +1,302 @@
+"""The ablation: every variant of the method scored in-process from the workflow's artifacts.
+
+A variant changes one or more of: evaluation mode (strict / reference), the smoother's descriptor
+(knn / ot), its bandwidth (fixed / auto), the BMA fallback of S3 (on / off) and alpha (labelled
+points of the scored task in the pool). All variants share one pool, one set of neighbour
+lists, one OT matrix and one computation of the smoother pairs; a variant with the workflow's
+settings reproduces its scores exactly (same library calls).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import polars as pl
+
+from llmrouter import alpha as alpha_mod
+from llmrouter import bandwidth, evaluation, knn, scores
+from llmrouter.pool import Pool
+from llmrouter.routing import (
+    ALL_METHODS,
+    RoutingParams,
+    pairs_frame,
+    score_task,
+    smoother_p,
+    smoother_pairs,
+    task_pairs,
+    task_predictions,
+)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One configuration of the method. bandwidth: a number or "auto"; alpha: share of the
+    scored task's points that are labelled (0: none, the paper's main setting)."""
+
+    name: str
+    mode: str = "strict"
+    descriptor: str = "knn"
+    bandwidth: float | str = 0.09
+    fallback: bool = True
+    alpha: float = 0.0
+
+
+def default_variants(alphas: tuple[float, ...] = (0.04, 0.1),
+                     ot_bandwidth: float = 0.09) -> list[Variant]:
+    """The variants of results/report/ablation.md: one change at a time from strict mode with the
+    paper's smoother, then the combinations that matter."""
+    variants = [
+        Variant("reference (paper)", mode="reference"),
+        Variant("strict"),
+        Variant("strict, no fallback", fallback=False),
+        Variant("strict, auto bandwidth", bandwidth="auto"),
+        Variant("strict, ot", descriptor="ot", bandwidth=ot_bandwidth),
+        Variant("strict, ot, auto bandwidth", descriptor="ot", bandwidth="auto"),
+        Variant("strict, ot, auto bandwidth, no fallback", descriptor="ot", bandwidth="auto",
+                fallback=False),
+        Variant("reference, ot, auto bandwidth", mode="reference", descriptor="ot",
+                bandwidth="auto"),
+        # Beyond the paper's descriptors: p from the (S1, S2) of every benchmark pair (d, m').
+        Variant("strict, calibration, auto bandwidth", descriptor="calibration",
+                bandwidth="auto"),
+        Variant("strict, calibration, auto bandwidth, no fallback", descriptor="calibration",
+                bandwidth="auto", fallback=False),
+    ]
+    for a in alphas:
+        variants.append(Variant(f"strict, alpha {a:g}", alpha=a))
+        variants.append(Variant(f"strict, ot, auto bandwidth, alpha {a:g}", descriptor="ot",
+                                bandwidth="auto", alpha=a))
+    return variants
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What every variant is scored from.
+
+    pairs: the smoother pairs table of both modes (routing.pairs_frame rows: the single
+    leave-one-task-out pass, heldout null, and one set per held-out task), as fit_smoother
+    writes it in strict mode;
+    ot: task -> {dataset -> OT distance}, or None without the ot descriptor;
+    vectors: (n_pool, dim) unit-norm embeddings in pool order, or None without alpha > 0;
+    scores: pair_scores' table, or None without the calibration descriptor.
+    """
+
+    pool: Pool
+    neighbours: dict[str, knn.Neighbours]
+    pairs: pl.DataFrame
+    ot: dict[str, dict[str, float]] | None = None
+    vectors: np.ndarray | None = None
+    scores: pl.DataFrame | None = None
+    # Bandwidths already chosen, by (descriptor, mode, task): variants that differ only in
+    # the fallback or alpha share them (the choice does not depend on either).
+    chosen: dict = field(default_factory=dict, compare=False)
+
+
+def all_pairs(pool: Pool, neighbours: dict[str, knn.Neighbours],
+              params: RoutingParams) -> pl.DataFrame:
+    """The smoother pairs table of both modes: the one pass and one set per held-out task.
+
+    Scored through the same table as in the workflow, so the pairs' arrays (and the rounding
+    of p) are bit for bit the workflow's.
+    """
+    return pl.concat([pairs_frame(smoother_pairs(pool, neighbours, params, held), pool.models,
+                                  held) for held in [None, *pool.datasets]])
+
+
+def pair_scores(pool: Pool, neighbours: dict[str, knn.Neighbours],
+                params: RoutingParams) -> pl.DataFrame:
+    """S1 and S2 of every model on every pair's task, for each set of pairs (as all_pairs):
+    heldout, dataset, model, s1, s2, acc. The `calibration` descriptor smooths over these."""
+    frames = []
+    for held in [None, *pool.datasets]:
+        exclude = () if held is None else (pool.datasets.index(held),)
+        for name in pool.datasets:
+            if name == held:
+                continue
+            g, _ = task_predictions(neighbours[name], pool, params, exclude)
+            correct = pool.correct[pool.rows(name)]
+            frames.append(pl.DataFrame({
+                "heldout": pl.Series([held] * len(pool.models), dtype=pl.String),
+                "dataset": [name] * len(pool.models), "model": pool.models,
+                "s1": scores.s1(g), "s2": scores.s2(g, params.threshold),
+                "acc": scores.predictor_accuracy(g, correct, params.threshold)}))
+    return pl.concat(frames)
+
+
+def calibration_p(target: np.ndarray, features: np.ndarray, acc: np.ndarray,
+                  bandwidth: float) -> np.ndarray:
+    """p(t, m) = kernel-weighted mean of acc(d, m') over every benchmark pair (d, m'), by the
+    distance between (S1, S2) of m on t and of m' on d.
+
+    target: (n_models, 2) S1, S2 of each model on t; features: (n_pairs, 2); acc: (n_pairs,).
+    Returns (n_models,). The pairs never include t (the caller's pairs are t-free).
+    """
+    sq = ((target[:, None, :] - features[None, :, :]) ** 2).sum(axis=2)
+    log_w = -sq / (2.0 * bandwidth**2)
+    w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
+    return (w @ acc) / w.sum(axis=1)
+
+
+def select_calibration_bandwidth(features: np.ndarray, acc: np.ndarray, groups: np.ndarray,
+                                 grid: tuple[float, ...]) -> tuple[float, float]:
+    """(bandwidth, error) of `calibration_p` by leave-one-task-out over the pairs' tasks:
+    every pair is predicted from the pairs of the other tasks (groups: (n_pairs,) task codes).
+
+    Rows must be grouped by task. The kernel is one (n_pairs, n_pairs) float32 matrix per
+    bandwidth with each task's own block zeroed (thousands of pairs: about a second). A bandwidth so narrow that
+    some pair has no weight left counts as infinitely bad.
+    """
+    features = np.asarray(features, dtype=np.float32)
+    acc32 = np.asarray(acc, dtype=np.float32)
+    norms = (features**2).sum(axis=1)
+    # (n_pairs, n_pairs) without an (n, n, 2) intermediate.
+    sq = np.maximum(norms[:, None] + norms[None, :] - 2.0 * features @ features.T, 0.0)
+    blocks = [np.flatnonzero(groups == g) for g in np.unique(groups)]
+    if any(len(idx) != idx[-1] - idx[0] + 1 for idx in blocks):
+        raise ValueError("pairs must be grouped by task (contiguous rows per task)")
+    errors = []
+    for b in grid:
+        w = np.exp(sq * np.float32(-1.0 / (2.0 * b**2)))
+        for idx in blocks:
+            # Zeroed, not subtracted afterwards: a task's own weights can dwarf the others'.
+            w[idx[0]:idx[-1] + 1, idx[0]:idx[-1] + 1] = 0.0
+        num = w @ acc32
+        den = w.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pred = num / den
+        bad = ~(den > 0)
+        errors.append(np.inf if bad.any() else float(np.abs(pred - acc).mean()))
+    best = int(np.argmin(errors))
+    return float(grid[best]), errors[best]
+
+
+def score_variant(inputs: Inputs, variant: Variant, base: RoutingParams, seed: int = 0,
+                  grid: tuple[float, ...] = bandwidth.DEFAULT_GRID) -> pl.DataFrame:
+    """Scores of every benchmark task under one variant (one seed of its labelled draw).
+
+    Same columns as routing.score_task, plus variant, seed, bandwidth (the one used).
+    Any bandwidth choice uses only the pairs the task is scored with, never the task itself.
+    """
+    pool = inputs.pool
+    params = replace(base, mode=variant.mode, descriptor=variant.descriptor,
+                     bandwidth=variant.bandwidth,
+                     fallback_share=base.fallback_share if variant.fallback else 0.0)
+    accuracy = pool.task_accuracy()
+    frames = []
+    for code, task in enumerate(pool.datasets):
+        strict = variant.mode == "strict"
+        pairs = task_pairs(inputs.pairs, pool.models, task, pool.datasets, variant.mode)
+        if variant.descriptor == "calibration":
+            chosen = variant.bandwidth  # chosen below, on the calibration pairs
+        elif variant.bandwidth == "auto":
+            dist = bandwidth.pair_distances(pairs, variant.descriptor, inputs.ot)
+            chosen, _ = bandwidth.select_bandwidth(dist, pairs.acc, grid)
+        else:
+            chosen = float(variant.bandwidth)
+        rows = pool.rows(task)
+        labelled, rest = alpha_mod.labelled_split(len(rows), variant.alpha, seed, task)
+        vectors = inputs.vectors[rows] if len(labelled) else None
+        if len(labelled) and inputs.vectors is None:
+            raise ValueError("alpha > 0 needs the embeddings")
+        g, u = alpha_mod.labelled_predictions(inputs.neighbours[task], pool, task, vectors,
+                                              labelled, rest, params.k, params.descriptor_k)
+        if variant.descriptor == "calibration":
+            p, chosen = _calibration(inputs, task, variant, g, params, grid)
+        else:
+            ot_row = inputs.ot.get(task) if inputs.ot is not None else None
+            p = smoother_p(u, pairs, variant.descriptor, chosen, ot_row)
+        others = np.arange(len(pool.datasets)) != code
+        bma_scores = accuracy[others].mean(axis=0) if strict else accuracy.mean(axis=0)
+        tiebreak = pool.correct[pool.dataset_of != code].mean(axis=0)
+        frame = score_task(task, g, u, pairs, bma_scores, tiebreak, pool.models, params,
+                           pool.correct[rows[rest]], p)
+        frames.append(frame.with_columns(pl.lit(variant.name).alias("variant"),
+                                         pl.lit(seed).alias("seed"),
+                                         pl.lit(chosen).alias("bandwidth")))
+    return pl.concat(frames)
+
+
+CALIBRATION_GRID = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
+
+
+def _calibration(inputs: Inputs, task: str, variant: Variant, g: np.ndarray,
+                 params: RoutingParams, grid: tuple[float, ...]) -> tuple[np.ndarray, float]:
+    """p of the calibration descriptor and its bandwidth, from the t-free pairs of the mode."""
+    if inputs.scores is None:
+        raise ValueError("the calibration descriptor needs pair_scores")
+    held = task if variant.mode == "strict" else None
+    rows = inputs.scores.filter(
+        (pl.col("heldout").is_null() if held is None else pl.col("heldout") == held)
+        & (pl.col("dataset") != task))
+    features = rows.select("s1", "s2").to_numpy()
+    acc = rows["acc"].to_numpy()
+    if variant.bandwidth == "auto":
+        key = ("calibration", variant.mode, task)
+        if key not in inputs.chosen:
+            groups = rows["dataset"].cast(pl.Categorical).to_physical().to_numpy()
+            inputs.chosen[key] = select_calibration_bandwidth(features, acc, groups,
+                                                              CALIBRATION_GRID)[0]
+        chosen = inputs.chosen[key]
+    else:
+        chosen = float(variant.bandwidth)
+    target = np.column_stack([scores.s1(g), scores.s2(g, params.threshold)])
+    return calibration_p(target, features, acc, chosen), chosen
+
+
+def variant_metrics(scores: pl.DataFrame) -> dict[str, float]:
+    """Mean accuracy of each method's picks, the share of the BMA -> Oracle gap S3 closes,
+    mean |p - p_true| over tasks and models, and S3 against BMA (task counts)."""
+    picked = evaluation.picks(scores)
+    means = dict(picked.group_by("method").agg(pl.col("accuracy").mean()).iter_rows())
+    gap = means["oracle"] - means["bma"]
+    versus = evaluation.s3_versus_bma(picked)
+    out = {m: means.get(m, float("nan")) for m in ALL_METHODS}
+    out["s3_gap_closed"] = (means["s3"] - means["bma"]) / gap if gap > 0 else float("nan")
+    out["p_mae"] = float((scores["p"] - scores["p_true"]).abs().mean())
+    out["s3_beats_bma"] = versus["beats"]
+    out["s3_ties_bma"] = versus["ties"]
+    out["s3_loses_bma"] = versus["loses"]
+    out["median_bandwidth"] = float(scores["bandwidth"].median())
+    return out
+
+
+def ablation_table(inputs: Inputs, variants: list[Variant], base: RoutingParams,
+                   repeats: int = 3, grid: tuple[float, ...] = bandwidth.DEFAULT_GRID,
+                   ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(summary, scores): one summary row per variant, mean over `repeats` seeds where alpha > 0
+    (with the standard deviation of S3's accuracy and of the p error), and every score row."""
+    rows, all_scores = [], []
+    for variant in variants:
+        seeds = range(repeats) if variant.alpha > 0 else [0]
+        per_seed = []
+        for seed in seeds:
+            scored = score_variant(inputs, variant, base, seed, grid)
+            all_scores.append(scored)
+            per_seed.append(variant_metrics(scored))
+        keys = per_seed[0].keys()
+        mean = {k: float(np.mean([m[k] for m in per_seed])) for k in keys}
+        rows.append({
+            "variant": variant.name, "mode": variant.mode, "descriptor": variant.descriptor,
+            "bandwidth": str(variant.bandwidth), "fallback": variant.fallback,
+            "alpha": variant.alpha, "repeats": len(per_seed), **mean,
+            "s3_std": float(np.std([m["s3"] for m in per_seed])),
+            "p_mae_std": float(np.std([m["p_mae"] for m in per_seed])),
+        })
+    return pl.DataFrame(rows), pl.concat(all_scores, how="diagonal_relaxed")
+
+
+def ablation_markdown(table: pl.DataFrame, title: str, notes: list[str]) -> str:
+    """The ablation as a Markdown table (accuracies of the picks, p error, S3 against BMA)."""
+    cols = ["variant", "s1", "s2", "s3", "s3_true_p", "bma", "oracle", "per_instance",
+            "s3_gap_closed", "p_mae", "s3_beats_bma", "s3_ties_bma", "s3_loses_bma",
+            "median_bandwidth", "s3_std", "p_mae_std"]
+    lines = [f"# {title}", "", "| " + " | ".join(cols) + " |",
+             "|" + "|".join("---" for _ in cols) + "|"]
+    counts = {"s3_beats_bma", "s3_ties_bma", "s3_loses_bma"}
+    for row in table.select(cols).iter_rows(named=True):
+        # Task counts are means over seeds: whole numbers print as such.
+        cells = [(f"{v:g}" if name in counts else f"{v:.4f}") if isinstance(v, float) else str(v)
+                 for name, v in row.items()]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join([*lines, "", *notes, ""])

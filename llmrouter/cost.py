@@ -1,0 +1,117 @@
+"""Cost-aware choice: the cheapest model whose score is within epsilon of the best.
+
+Costs are per model, in whatever unit config gives (parameters, price per token): only their
+order and their mean over tasks are used. Sweeping epsilon from 0 upwards trades accuracy for
+cost; the mean accuracy and mean cost of the picks over the tasks trace the frontier.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import polars as pl
+
+from llmrouter.artifacts import InputError, atomic_path
+from llmrouter.scores import pick
+
+DEFAULT_EPSILONS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)
+
+# What each frontier method ranks models by, as a column of the scores table
+# (oracle: the true accuracy, i.e. the best achievable frontier).
+FRONTIER_SCORES = {"s1": "s1", "s2": "s2", "s3": "s3", "oracle": "accuracy"}
+
+
+def cheapest_within(scores: np.ndarray, cost: np.ndarray, epsilon: float,
+                    tiebreak: np.ndarray, names: list[str]) -> int:
+    """Index of the cheapest model with score >= max(scores) - epsilon.
+
+    scores, cost, tiebreak: (n_models,). Among equally cheap candidates the usual `pick` rule
+    applies (higher score, then higher tiebreak, then smaller name). epsilon = 0 is argmax with
+    ties to the cheapest.
+    """
+    if epsilon < 0:
+        raise ValueError(f"epsilon must be >= 0, got {epsilon}")
+    # 1e-12: "within epsilon" is inclusive even when max - epsilon rounds up (0.8 - 0.1).
+    candidates = np.flatnonzero(scores >= np.max(scores) - epsilon - 1e-12)
+    candidates = candidates[cost[candidates] == np.min(cost[candidates])]
+    best = pick(scores[candidates], tiebreak[candidates], [names[i] for i in candidates])
+    return int(candidates[best])
+
+
+def model_costs(models: list[str], cost: dict[str, float]) -> np.ndarray:
+    """(n_models,) costs in `models` order. Raises InputError naming the models without one."""
+    missing = [m for m in models if m not in cost]
+    if missing:
+        raise InputError(f"config cost.models: no cost for {len(missing)} model(s), e.g. "
+                         f"{missing[:5]}")
+    return np.array([float(cost[m]) for m in models])
+
+
+def frontier(scores: pl.DataFrame, cost: dict[str, float],
+             epsilons: tuple[float, ...] = DEFAULT_EPSILONS,
+             methods: tuple[str, ...] = ("s3", "oracle")) -> pl.DataFrame:
+    """Accuracy against cost over labelled tasks: one row per (method, epsilon) with the mean
+    accuracy and mean cost of the cost-aware picks, plus per-instance routing (epsilon 0: each
+    input's argmax, its cost the routed-share-weighted mean).
+
+    scores: rows of routing.score_task (task, model, s1, s2, s3, accuracy, bma_score,
+    routed_share); ties break on bma_score (the models' mean accuracy on the other tasks).
+    Columns: method, epsilon, mean_accuracy, mean_cost.
+    """
+    scores = scores.filter(pl.col("accuracy").is_not_null())
+    rows = []
+    per_task = [group.sort("model") for _, group in scores.group_by("task", maintain_order=True)]
+    for method in methods:
+        column = FRONTIER_SCORES[method]
+        for epsilon in epsilons:
+            accuracy, spent = [], []
+            for group in per_task:
+                names = group["model"].to_list()
+                costs = model_costs(names, cost)
+                chosen = cheapest_within(group[column].to_numpy(), costs, epsilon,
+                                         group["bma_score"].to_numpy(), names)
+                accuracy.append(group["accuracy"][chosen])
+                spent.append(costs[chosen])
+            rows.append({"method": method, "epsilon": float(epsilon),
+                         "mean_accuracy": float(np.mean(accuracy)),
+                         "mean_cost": float(np.mean(spent))})
+    if "routed_share" in scores.columns and per_task:
+        accuracy = [group["per_instance_accuracy"][0] for group in per_task]
+        spent = [float(group["routed_share"].to_numpy() @ model_costs(group["model"].to_list(),
+                                                                         cost))
+                 for group in per_task]
+        rows.append({"method": "per_instance", "epsilon": 0.0,
+                     "mean_accuracy": float(np.mean(accuracy)),
+                     "mean_cost": float(np.mean(spent))})
+    return pl.DataFrame(rows, schema={"method": pl.String, "epsilon": pl.Float64,
+                                      "mean_accuracy": pl.Float64, "mean_cost": pl.Float64})
+
+
+def plot_frontier(table: pl.DataFrame, path: str, unit: str = "cost") -> None:
+    """Mean accuracy against mean cost (PNG, written atomically), one line per method, points
+    labelled by epsilon."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for (method,), group in table.group_by("method", maintain_order=True):
+        group = group.sort("epsilon")
+        marker = "*" if method == "per_instance" else "o"
+        ax.plot(group["mean_cost"], group["mean_accuracy"], marker=marker, label=method)
+        for eps, x, y in group.select("epsilon", "mean_cost", "mean_accuracy").iter_rows():
+            ax.annotate(f"{eps:g}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(f"mean {unit} of the picked model")
+    ax.set_ylabel("mean accuracy of the pick")
+    ax.set_title("Accuracy against cost (labels: epsilon)")
+    ax.legend()
+    fig.tight_layout()
+    tmp, final = atomic_path(path)
+    try:
+        fig.savefig(tmp, dpi=120, format="png")
+        os.replace(tmp, final)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)

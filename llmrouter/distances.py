@@ -1,0 +1,99 @@
+"""Pairwise task distances: optimal transport between the embedding clouds of two tasks.
+
+A task is the uniform distribution over its inputs' unit-norm embeddings; the ground cost is
+the cosine distance (1 - cosine similarity), the same as the kNN predictor's. The distance is
+the optimal transport cost (Wasserstein-1 with cosine ground cost) between two tasks, exact
+(`ot.emd2`) or entropic (`ot.sinkhorn2`), on at most `max_points` points per task drawn with a
+seed derived from the task's name, so a task's subsample is the same in every job.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+
+import numpy as np
+
+# POT probes for torch at import (seconds of start-up in every job); we only pass numpy arrays.
+os.environ.setdefault("POT_BACKEND_DISABLE_PYTORCH", "1")
+import ot  # noqa: E402
+
+METHODS = ("emd", "sinkhorn")
+
+
+def subsample(vectors: np.ndarray, max_points: int, seed: int, task: str) -> np.ndarray:
+    """At most `max_points` rows of `vectors` (n, dim), chosen without replacement.
+
+    The draw depends only on (seed, task name, n), so every job that needs the task's cloud
+    gets the same points. Rows keep their original order.
+    """
+    n = len(vectors)
+    if max_points < 1:
+        raise ValueError(f"max_points must be positive, got {max_points}")
+    if n <= max_points:
+        return vectors
+    rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
+    return vectors[np.sort(rng.choice(n, size=max_points, replace=False))]
+
+
+def cosine_cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n_a, n_b) float64 cosine distances between the rows of a and b, clipped at 0.
+
+    Rows are renormalised in float64 so that a point's distance to itself is 0 up to 1e-15
+    (float32 unit vectors are off by ~1e-8, which would make a cloud's distance to itself
+    positive).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return np.maximum(1.0 - a @ b.T, 0.0)
+
+
+def ot_distance(
+    a: np.ndarray, b: np.ndarray, method: str = "emd", reg: float = 0.05
+) -> float:
+    """Optimal transport cost between the uniform clouds `a` (n_a, dim) and `b` (n_b, dim).
+
+    method "emd": exact network simplex (ot.emd2); "sinkhorn": entropic with
+    regularisation `reg` (ot.sinkhorn2, log-domain for stability). In units of cosine distance,
+    so in [0, 2]; 0 for a cloud against itself (exact), symmetric.
+    """
+    if len(a) == 0 or len(b) == 0:
+        raise ValueError("a task cloud is empty")
+    cost = cosine_cost(a, b)
+    weights_a = np.full(len(a), 1.0 / len(a))
+    weights_b = np.full(len(b), 1.0 / len(b))
+    if method == "emd":
+        value = ot.emd2(weights_a, weights_b, cost, numItermax=1_000_000)
+    elif method == "sinkhorn":
+        value = ot.sinkhorn2(weights_a, weights_b, cost, reg, method="sinkhorn_log",
+                             numItermax=2_000, stopThr=1e-7)
+    else:
+        raise ValueError(f"unknown OT method {method!r}; known: {METHODS}")
+    return max(float(value), 0.0)
+
+
+def distance_row(
+    target: np.ndarray, others: dict[str, np.ndarray], method: str = "emd", reg: float = 0.05
+) -> dict[str, float]:
+    """OT distance of one (already subsampled) cloud to each of `others` (name -> cloud)."""
+    return {name: ot_distance(target, cloud, method, reg) for name, cloud in others.items()}
+
+
+def distance_matrix(frame_tasks: list[str], frame_datasets: list[str],
+                    frame_distance: np.ndarray, datasets: list[str]) -> np.ndarray:
+    """Square (n_datasets, n_datasets) matrix out of long rows (task, dataset, distance).
+
+    Raises ValueError if a pair of `datasets` is missing.
+    """
+    position = {name: i for i, name in enumerate(datasets)}
+    matrix = np.full((len(datasets), len(datasets)), np.nan)
+    for task, dataset, value in zip(frame_tasks, frame_datasets, frame_distance):
+        if task in position and dataset in position:
+            matrix[position[task], position[dataset]] = value
+    if np.isnan(matrix).any():
+        missing = np.argwhere(np.isnan(matrix))[0]
+        raise ValueError(f"no distance between {datasets[missing[0]]!r} and "
+                         f"{datasets[missing[1]]!r}")
+    return matrix

@@ -1,0 +1,192 @@
+"""A user's new task: a file of prompts read into one table.
+
+A task file is `<name>.jsonl`, `<name>.csv` or `<name>.txt` (the name is the task's name):
+- .jsonl: one JSON object per line with a `text` field;
+- .csv: a header row with a `text` column;
+- .txt: one prompt per non-empty line (no other fields).
+Optional fields (.jsonl / .csv):
+- `instance_id` (or `id`): the prompt's id, else `<name>-<line number>`;
+- `label`: the prompt's reference answer, kept in results/tasks/<name>.parquet for the user and
+  never used for scoring: without a model's output, an answer says nothing about which model
+  is right;
+- per-model correctness: a column named exactly as a benchmark model id (e.g.
+  `meta/llama-2-70b`) holding 0/1 or true/false (empty where unknown). The ranking then shows
+  each such model's true accuracy on the task next to its estimate.
+Any other field is dropped (and the job's log says which).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import polars as pl
+
+from llmrouter.artifacts import InputError
+
+TASK_SUFFIXES = (".jsonl", ".csv", ".txt")
+# Fields with a fixed meaning; every other 0/1 field is a model's correctness.
+ID_FIELDS = ("instance_id", "id")
+LABEL_FIELD = "label"
+TEXT_FIELD = "text"
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def task_name(path: str | Path) -> str:
+    """The task's name: its file name without the suffix. Raises InputError if unusable."""
+    path = Path(path)
+    name = path.name[: -len(path.suffix)] if path.suffix else path.name
+    if not NAME_PATTERN.match(name):
+        raise InputError(f"{path}: task name {name!r} must be letters, digits, '_', '.', '-'")
+    return name
+
+
+def find_task_files(folder: str | Path, files: dict[str, str] | None = None) -> dict[str, Path]:
+    """Task name -> file: every .jsonl/.csv/.txt in `folder` (absent folder: none) plus `files`.
+
+    Raises InputError when two files give the same name.
+    """
+    found: dict[str, Path] = {}
+    folder = Path(folder)
+    candidates = sorted(folder.iterdir()) if folder.is_dir() else []
+    for path in candidates:
+        if path.is_file() and path.suffix.lower() in TASK_SUFFIXES:
+            name = task_name(path)
+            if name in found:
+                raise InputError(f"{path}: task {name!r} is also given by {found[name]}")
+            found[name] = path
+    for name, path in (files or {}).items():
+        if not NAME_PATTERN.match(name):
+            raise InputError(f"{path}: task name {name!r} must be letters, digits, '_', '.', '-'")
+        if name in found and Path(path) != found[name]:
+            raise InputError(f"{path}: task {name!r} is also given by {found[name]}")
+        found[name] = Path(path)
+    return dict(sorted(found.items()))
+
+
+def check_task_names(tasks: list[str], datasets: list[str]) -> None:
+    """A new task may not share a benchmark dataset's name: both would own the same files."""
+    clash = sorted(set(tasks) & set(datasets))
+    if clash:
+        raise InputError(f"task file name(s) {clash} equal benchmark dataset name(s); "
+                         "rename the task file(s)")
+
+
+def _read_jsonl(path: Path) -> pl.DataFrame:
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise InputError(f"{path}: line {number} is not JSON ({error.msg})") from error
+            if not isinstance(row, dict):
+                raise InputError(f"{path}: line {number} is not a JSON object with a "
+                                 f"'{TEXT_FIELD}' field")
+            rows.append(row)
+    if not rows:
+        return pl.DataFrame({TEXT_FIELD: []}, schema={TEXT_FIELD: pl.String})
+    try:
+        return pl.DataFrame(rows, infer_schema_length=None)
+    except (pl.exceptions.PolarsError, TypeError, ValueError) as error:
+        raise InputError(f"{path}: fields of different types across lines ({error})") from error
+
+
+def _read_raw(path: Path) -> pl.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix not in TASK_SUFFIXES:
+        raise InputError(f"{path}: a task file must be .jsonl, .csv or .txt, not {suffix!r}")
+    if not path.exists():
+        raise InputError(f"{path}: task file does not exist")
+    try:
+        if suffix == ".jsonl":
+            return _read_jsonl(path)
+        if suffix == ".csv":
+            return pl.read_csv(path, infer_schema_length=None)
+        lines = path.read_text(encoding="utf-8").splitlines()
+        return pl.DataFrame({TEXT_FIELD: [line for line in lines if line.strip()]},
+                            schema={TEXT_FIELD: pl.String})
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path}: not UTF-8 text ({error})") from error
+    except pl.exceptions.NoDataError:
+        return pl.DataFrame({TEXT_FIELD: []}, schema={TEXT_FIELD: pl.String})
+    except pl.exceptions.PolarsError as error:
+        raise InputError(f"{path}: cannot read as CSV ({error})") from error
+
+
+def _is_correctness(column: pl.Series) -> bool:
+    """True when every non-null value is 0/1 or a boolean."""
+    values = column.drop_nulls()
+    if values.dtype == pl.Boolean:
+        return True
+    if not values.dtype.is_numeric():
+        return False
+    return bool(values.is_in([0, 1]).all())
+
+
+def read_task_file(path: str | Path) -> tuple[pl.DataFrame, list[str]]:
+    """The task's table and log lines saying what was dropped.
+
+    Table: instance_id (str), text (str), label (str, when given), then one Float64 column
+    per model-correctness field (1.0 / 0.0 / null), in file order, repeated texts dropped
+    (the first kept). Raises InputError naming the file when it cannot be read, has no `text`
+    field or holds no non-empty text.
+    """
+    path = Path(path)
+    name = task_name(path)
+    raw = _read_raw(path)
+    if TEXT_FIELD not in raw.columns:
+        raise InputError(f"{path}: no '{TEXT_FIELD}' field; fields are {raw.columns}")
+    notes = []
+    if raw[TEXT_FIELD].dtype.is_nested():
+        raise InputError(f"{path}: '{TEXT_FIELD}' must be a string on every line, "
+                         f"not {raw[TEXT_FIELD].dtype}")
+    raw = raw.with_columns(pl.col(TEXT_FIELD).cast(pl.String))
+    ids = next((f for f in ID_FIELDS if f in raw.columns), None)
+    raw = raw.with_columns(
+        (pl.col(ids).cast(pl.String) if ids else
+         pl.format(f"{name}-{{}}", pl.int_range(1, raw.height + 1))).alias("instance_id")
+    )
+    empty = pl.col(TEXT_FIELD).is_null() | (pl.col(TEXT_FIELD).str.strip_chars() == "")
+    n_empty = raw.filter(empty).height
+    raw = raw.filter(~empty)
+    if raw.height == 0:
+        raise InputError(f"{path}: no texts (the '{TEXT_FIELD}' field is empty on every line)")
+    if n_empty:
+        notes.append(f"{path}: dropped {n_empty} empty text(s)")
+    if raw["instance_id"].is_null().any() or raw["instance_id"].is_duplicated().any():
+        raise InputError(f"{path}: '{ids}' must be unique and present on every line")
+    first = raw.unique(subset=TEXT_FIELD, keep="first", maintain_order=True)
+    if first.height < raw.height:
+        notes.append(f"{path}: dropped {raw.height - first.height} repeated text(s), "
+                     "kept the first")
+    columns = [pl.col("instance_id"), pl.col(TEXT_FIELD)]
+    if LABEL_FIELD in first.columns:
+        columns.append(pl.col(LABEL_FIELD).cast(pl.String))
+    fixed = {TEXT_FIELD, LABEL_FIELD, "instance_id", *ID_FIELDS}
+    dropped = []
+    for field in first.columns:
+        if field in fixed:
+            continue
+        if _is_correctness(first[field]):
+            columns.append(pl.col(field).cast(pl.Float64))
+        else:
+            dropped.append(field)
+    if dropped:
+        notes.append(f"{path}: ignored field(s) {dropped} (neither text, id, label nor 0/1 "
+                     "model correctness)")
+    return first.select(columns), notes
+
+
+def correctness_columns(table: pl.DataFrame) -> list[str]:
+    """The per-model correctness columns of a task table from `read_task_file`."""
+    return [c for c in table.columns if c not in {"instance_id", TEXT_FIELD, LABEL_FIELD}]
+
+
+def given_accuracy(table: pl.DataFrame) -> dict[str, float]:
+    """Model -> mean of its given correctness over the task's labelled prompts."""
+    return {c: float(table[c].mean()) for c in correctness_columns(table)
+            if table[c].drop_nulls().len() > 0}

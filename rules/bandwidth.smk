@@ -1,0 +1,25 @@
+rule fit_bandwidth:
+    input:
+        pool=f"{RESULTS}/pool/correctness.parquet",
+        models=f"{RESULTS}/pool/models.parquet",
+        pairs=f"{RESULTS}/smoother/pairs.parquet",
+        distances=bandwidth_distances,
+    output:
+        f"{RESULTS}/smoother/bandwidth.parquet",
+    log:
+        f"{RESULTS}/logs/fit_bandwidth.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/fit_bandwidth.tsv"
+    group:
+        "scores"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        routing=routing_params(),
+        grid=bandwidth_grid(),
+    script:
+        "../workflow_scripts/fit_bandwidth.py"

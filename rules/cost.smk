@@ -1,0 +1,24 @@
+rule summarize_cost:
+    input:
+        score_files,
+    output:
+        table=f"{RESULTS}/report/frontier.parquet",
+        figure=report(
+            f"{RESULTS}/report/frontier.png",
+            caption="../report/frontier.rst",
+            category="Cost",
+        ),
+    log:
+        f"{RESULTS}/logs/summarize_cost.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summarize_cost.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        cost=cost_params(),
+    script:
+        "../workflow_scripts/summarize_cost.py"

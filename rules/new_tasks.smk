@@ -1,0 +1,74 @@
+# A user's new task (tasks/<name>.jsonl|.csv|.txt): read, embed, score, rank.
+# `snakemake results/scores/<name>.parquet` also writes the ranking results/scores/<name>.md.
+
+
+rule prepare_new_task:
+    input:
+        new_task_file,
+    output:
+        f"{RESULTS}/tasks/{{new_task}}.parquet",
+    log:
+        f"{RESULTS}/logs/prepare_new_task/{{new_task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare_new_task/{{new_task}}.tsv"
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    script:
+        "../workflow_scripts/prepare_new_task.py"
+
+
+# The same embedding job as a benchmark dataset's (same script, settings and cache).
+use rule embed_dataset as embed_new_task with:
+    input:
+        f"{RESULTS}/tasks/{{new_task}}.parquet",
+    output:
+        f"{RESULTS}/embeddings/{{new_task}}.parquet",
+    log:
+        f"{RESULTS}/logs/embed_new_task/{{new_task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/embed_new_task/{{new_task}}.tsv"
+    # Unlike a benchmark dataset's, a new task's texts are not embedded beforehand.
+    threads: 2
+
+
+# A new task's scores come from score_task's own script (so both stay the same computation);
+# this rule adds the ranking as a second output of the same job.
+rule score_new_task:
+    input:
+        unpack(score_new_task_inputs),
+    output:
+        scores=f"{RESULTS}/scores/{{task}}.parquet",
+        ranking=report(
+            f"{RESULTS}/scores/{{task}}.md",
+            caption="../report/ranking.rst",
+            category="New tasks",
+            subcategory="{task}",
+            labels={"task": "{task}", "file": "ranking"},
+        ),
+    log:
+        scores=f"{RESULTS}/logs/score_task/{{task}}.log",
+        ranking=f"{RESULTS}/logs/score_new_task/{{task}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/score_new_task/{{task}}.tsv"
+    wildcard_constraints:
+        task=new_task_constraint(),
+    conda:
+        CONDA_ENV
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        routing=routing_params(),
+        top=config.get("new_tasks", {}).get("top"),
+        costs=cost_params()["models"],
+    script:
+        "../workflow_scripts/score_new_task.py"
+
+
+ruleorder: embed_new_task > embed_dataset
+ruleorder: score_new_task > score_task

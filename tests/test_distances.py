@@ -1,0 +1,76 @@
+"""OT distances between task clouds on hand-made and random clouds."""
+
+import numpy as np
+import pytest
+
+from llmrouter import distances, knn
+
+
+def cloud(seed: int, n: int, shift: float = 0.0, dim: int = 8) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return knn.normalize(rng.normal(size=(n, dim)) + shift)
+
+
+@pytest.mark.parametrize("method", ["emd", "sinkhorn"])
+def test_distance_to_itself_is_zero(method):
+    a = cloud(0, 40)
+    assert distances.ot_distance(a, a, method) == pytest.approx(0.0, abs=1e-2 if method ==
+                                                                "sinkhorn" else 1e-12)
+
+
+def test_exact_distance_is_symmetric_and_positive():
+    a, b = cloud(0, 30), cloud(1, 45, shift=0.5)
+    ab, ba = distances.ot_distance(a, b), distances.ot_distance(b, a)
+    assert ab == pytest.approx(ba, abs=1e-12)
+    assert ab > 0.05
+
+
+def test_exact_distance_of_hand_made_clouds():
+    # Two points each: e1, e2 against e1, e3. The optimal plan keeps e1 on e1 (cost 0) and moves
+    # e2 to e3 (cosine distance 1), each with mass 1/2.
+    eye = np.eye(3)
+    a, b = eye[[0, 1]], eye[[0, 2]]
+    assert distances.ot_distance(a, b) == pytest.approx(0.5)
+    # Single points: the cosine distance itself.
+    v = knn.normalize(np.array([[1.0, 1.0, 0.0]]))
+    assert distances.ot_distance(eye[[0]], v) == pytest.approx(1 - 1 / np.sqrt(2))
+
+
+def test_sinkhorn_approaches_exact_as_regularisation_shrinks():
+    a, b = cloud(2, 25), cloud(3, 25, shift=0.3)
+    exact = distances.ot_distance(a, b)
+    loose = distances.ot_distance(a, b, "sinkhorn", reg=0.1)
+    tight = distances.ot_distance(a, b, "sinkhorn", reg=0.02)
+    assert abs(tight - exact) < abs(loose - exact)
+    assert tight == pytest.approx(exact, abs=0.01)
+
+
+def test_subsample_is_seeded_per_task_and_bounded():
+    a = cloud(4, 100)
+    first = distances.subsample(a, 30, seed=0, task="anatomy")
+    assert first.shape == (30, 8)
+    np.testing.assert_array_equal(first, distances.subsample(a, 30, seed=0, task="anatomy"))
+    assert not np.array_equal(first, distances.subsample(a, 30, seed=0, task="virology"))
+    assert not np.array_equal(first, distances.subsample(a, 30, seed=1, task="anatomy"))
+    assert distances.subsample(a, 200, seed=0, task="anatomy") is a
+    with pytest.raises(ValueError):
+        distances.subsample(a, 0, seed=0, task="anatomy")
+
+
+def test_distance_row_and_matrix():
+    clouds = {"x": cloud(5, 20), "y": cloud(6, 20, shift=1.0)}
+    row = distances.distance_row(clouds["x"], clouds)
+    assert row["x"] == pytest.approx(0.0, abs=1e-12) and row["y"] > 0
+    matrix = distances.distance_matrix(["x", "x", "y", "y"], ["x", "y", "x", "y"],
+                                       np.array([0.0, 0.3, 0.3, 0.0]), ["y", "x"])
+    np.testing.assert_allclose(matrix, [[0.0, 0.3], [0.3, 0.0]])
+    with pytest.raises(ValueError, match="no distance"):
+        distances.distance_matrix(["x"], ["x"], np.array([0.0]), ["x", "y"])
+
+
+def test_unknown_method_and_empty_cloud_raise():
+    a = cloud(0, 5)
+    with pytest.raises(ValueError, match="unknown OT method"):
+        distances.ot_distance(a, a, "bogus")
+    with pytest.raises(ValueError, match="empty"):
+        distances.ot_distance(a, a[:0])

@@ -1,0 +1,89 @@
+"""The report's figures (llmrouter/figures.py) on small hand-made tables: PNGs that open."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from matplotlib.image import imread
+
+from llmrouter import figures
+
+
+def check_png(path) -> np.ndarray:
+    image = imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    assert image.std() > 0  # not a blank canvas
+    return image
+
+
+def test_picks_figure(tmp_path):
+    rows = []
+    for t, task in enumerate(["a", "b", "c"]):
+        for method, acc in [("oracle", 0.9), ("s3", 0.8), ("bma", 0.7), ("s1", 0.6),
+                            ("s2", 0.5), ("s3_true_p", 0.85), ("per_instance", 0.75)]:
+            rows.append({"task": task, "method": method, "model": "m", "accuracy": acc - 0.1 * t})
+    figure = figures.picks_figure(pl.DataFrame(rows))
+    assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == ["c", "b", "a"]
+    assert "S3 0.700" in figure.axes[0].get_title()
+    figures.save_png(figure, tmp_path / "picks.png")
+    check_png(tmp_path / "picks.png")
+
+
+def test_top_models_and_smoother_figure(tmp_path):
+    accuracy = np.array([[0.5, 0.9, 0.7], [0.5, 0.7, 0.7]])
+    assert figures.top_models(accuracy, ["x", "y", "z"], 2) == ["y", "z"]
+    pairs = pl.DataFrame({
+        "dataset": ["d1", "d2", "d3"] * 2,
+        "model": ["y"] * 3 + ["z"] * 3,
+        "u": [0.6, 0.7, 0.8] * 2,
+        "acc": [0.9, 0.8, 0.6, 0.7, 0.7, 0.5],
+    })
+    figure = figures.smoother_figure(pairs, ["y", "z"], 0.09, marks={"algebra": 0.85})
+    visible = [a for a in figure.axes if a.get_visible()]
+    assert [a.get_title() for a in visible] == ["y", "z"]
+    # The curve is the smoother itself: at u = 0.6 it equals smooth(0.6, ...).
+    line = visible[0].get_lines()[0]
+    x, y = line.get_data()
+    from llmrouter.smoother import smooth
+    i = int(np.argmin(np.abs(x - 0.6)))
+    assert y[i] == pytest.approx(smooth(x[i], np.array([0.6, 0.7, 0.8]),
+                                        np.array([[0.9], [0.8], [0.6]]), 0.09)[0])
+    assert x.max() > 0.85  # the new task's mark is inside the drawn range
+    figures.save_png(figure, tmp_path / "smoother.png")
+    check_png(tmp_path / "smoother.png")
+
+
+def test_distance_figure_orders_benchmark_then_new_tasks(tmp_path):
+    names = ["a", "b", "c", "d"]
+    points = {"a": 0.0, "b": 0.1, "c": 1.0, "d": 1.1}
+    rows = [{"task": t, "dataset": d, "distance": abs(points[t] - points[d])}
+            for t in names for d in names]
+    rows += [{"task": "new", "dataset": d, "distance": 2.0 - points[d]} for d in names]
+    figure = figures.distance_figure(pl.DataFrame(rows))
+    axis = figure.axes[0]
+    columns = [t.get_text() for t in axis.get_xticklabels()]
+    rows_drawn = [t.get_text() for t in axis.get_yticklabels()]
+    assert rows_drawn[-1] == "new" and rows_drawn[:-1] == columns
+    # Clustering keeps the two close pairs adjacent.
+    assert abs(columns.index("a") - columns.index("b")) == 1
+    assert abs(columns.index("c") - columns.index("d")) == 1
+    figures.save_png(figure, tmp_path / "distances.png")
+    check_png(tmp_path / "distances.png")
+
+
+def test_ranking_figure(tmp_path):
+    scores = pl.DataFrame({"task": ["t"] * 3, "model": ["m1", "m2", "m3"],
+                           "s1": [0.5, 0.7, 0.6], "s3": [0.55, 0.75, 0.6], "p": [0.8] * 3,
+                           "pick_s3": [False, True, False]})
+    figure = figures.ranking_figure(scores, top=2)
+    assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == ["m3", "m2"]
+    figures.save_png(figure, tmp_path / "ranking.png")
+    check_png(tmp_path / "ranking.png")
+
+
+def test_summary_html_escapes_and_formats():
+    page = figures.summary_html(pl.DataFrame({"method": ["s3<x>"], "mean_accuracy": [0.69412],
+                                              "mean_cost": [None]}), "T", "S3 beats BMA 3 times")
+    assert "<td>s3&lt;x&gt;</td><td>0.6941</td><td></td>" in page
+    assert "S3 beats BMA 3 times" in page

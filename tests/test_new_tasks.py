@@ -1,0 +1,164 @@
+"""A user's new task: the ranking (llmrouter/ranking.py) and the workflow target
+results/scores/<name>.parquet (+ .md) on the 6x8 helm_mmlu slice."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import polars as pl
+import pytest
+
+from conftest import REPO, require_shared, run_workflow
+from llmrouter import ranking
+from llmrouter.knn import Neighbours
+from new_task_run import PROMPTS, TASK, new_task_run
+
+
+def scores_frame() -> pl.DataFrame:
+    return pl.DataFrame({
+        "task": ["t"] * 3, "model": ["a", "b", "c"],
+        "s1": [0.5, 0.7, 0.7], "s2": [0.4, 0.8, 0.8], "p": [0.9, 0.6, 0.7],
+        "s3": [0.42, 0.56, 0.62],
+        "pick_s1": [False, False, True], "pick_s2": [False, False, True],
+        "pick_s3": [False, False, True], "pick_bma": [True, False, False],
+    })
+
+
+def test_ranking_table_orders_by_s3_and_names_picks():
+    table = ranking.ranking_table(scores_frame(), {"a": 1.0, "c": 3.0}, {"b": 0.25})
+    assert table["model"].to_list() == ["c", "b", "a"]
+    assert table["rank"].to_list() == [1, 2, 3]
+    assert table["picks"].to_list() == ["S1, S2, S3", "", "BMA"]
+    assert table["cost"].to_list() == [3.0, None, 1.0]
+    assert table["accuracy"].to_list() == [None, 0.25, None]
+    assert ranking.pick_of(table, "S3") == "c" and ranking.pick_of(table, "BMA") == "a"
+
+
+def test_task_u_and_neighbour_shares():
+    # Two queries, lists of 4: dataset codes and distances ascending; -1 marks no neighbour.
+    neighbours = Neighbours(index=np.array([[0, 1, 2, 3], [4, 5, -1, -1]]),
+                            dataset=np.array([[0, 1, 0, 1], [1, 1, 0, 0]], dtype=np.int32),
+                            distance=np.array([[0.1, 0.2, 0.3, 0.4], [0.3, 0.5, 9, 9]],
+                                              dtype=np.float32))
+    assert ranking.task_u(neighbours, 2) == pytest.approx((0.1 + 0.2 + 0.3 + 0.5) / 4)
+    shares = ranking.neighbour_shares(neighbours, ["algebra", "biology"], 2)
+    assert shares["dataset"].to_list() == ["biology", "algebra"]
+    assert shares["share"].to_list() == pytest.approx([0.75, 0.25])
+    assert shares["mean_distance"].to_list() == pytest.approx([(0.2 + 0.3 + 0.5) / 3, 0.1])
+
+
+def test_coverage_flags_a_far_task():
+    matrix = pl.DataFrame({"task": ["a", "a", "b", "b"], "dataset": ["a", "b", "a", "b"],
+                           "distance": [0.0, 0.5, 0.5, 0.0]})
+    near = pl.DataFrame({"task": ["t", "t"], "dataset": ["a", "b"], "distance": [0.3, 0.6]})
+    far = near.with_columns(pl.col("distance") + 0.4)
+    cover = ranking.coverage(0.6, np.array([0.5, 0.7]), pl.concat([matrix, near]), "t")
+    assert not cover.far and cover.nearest_distance == 0.3 and cover.benchmark_nearest_max == 0.5
+    cover = ranking.coverage(0.6, np.array([0.5, 0.7]), pl.concat([matrix, far]), "t")
+    assert cover.far_by_distance and not cover.far_by_u and cover.far
+    cover = ranking.coverage(0.8, np.array([0.5, 0.7]))
+    assert cover.far_by_u and cover.nearest_distance is None
+    assert ranking.nearest_by_distance(near, "t")["dataset"].to_list() == ["a", "b"]
+
+
+def test_ranking_markdown_warns_when_far():
+    table = ranking.ranking_table(scores_frame())
+    shares = pl.DataFrame({"dataset": ["algebra"], "share": [1.0], "mean_distance": [0.7]})
+    far = ranking.Coverage(u=0.8, u_min=0.5, u_median=0.6, u_max=0.7, far_by_u=True)
+    page = ranking.ranking_markdown("t", table, 30, far, shares, top=2)
+    assert "**Pick: `c`**" in page and "BMA: `a`" in page
+    assert "Warning: this task is far from everything the benchmark covers" in page
+    assert "| 1 | `c` | 0.700 | 0.800 | 0.700 | 0.620 | S1, S2, S3 |" in page
+    assert "(1 more models in the Parquet file.)" in page
+    assert "cost" not in page.split("## Ranking")[1].splitlines()[2]
+    near = ranking.Coverage(u=0.6, u_min=0.5, u_median=0.6, u_max=0.7, far_by_u=False)
+    assert "Warning" not in ranking.ranking_markdown("t", table, 30, near, shares)
+
+
+def test_unknown_embedding_model_is_an_input_error():
+    # In a subprocess: offline mode must be set before huggingface_hub is imported, else the
+    # hub is asked (and retried) for the unknown name.
+    code = ("from llmrouter.artifacts import InputError\n"
+            "from llmrouter.embedding import EmbeddingSettings, load_model\n"
+            "try:\n"
+            "    load_model(EmbeddingSettings(model='no-such/embedding-model'))\n"
+            "except InputError as error:\n"
+            "    print('InputError:', error)\n")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=REPO, timeout=300)
+    assert "InputError: embedding.model 'no-such/embedding-model': cannot load it" in done.stdout, \
+        done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_new_task_target_writes_scores_and_ranking(tmp_path_factory):
+    require_shared()
+    directory, config, frame = new_task_run(tmp_path_factory)
+    results = directory / "results"
+    models = sorted(frame["model"].unique().to_list())
+    # Only the new task was scored; the benchmark datasets were embedded as the pool.
+    assert sorted(p.name for p in (results / "scores").iterdir()) == [
+        f"{TASK}.md", f"{TASK}.parquet"]
+    prompts = pl.read_parquet(results / "tasks" / f"{TASK}.parquet")
+    assert prompts.columns == ["instance_id", "text", "label", models[0]]
+    assert prompts["text"].to_list() == PROMPTS
+
+    scores = pl.read_parquet(results / "scores" / f"{TASK}.parquet")
+    assert sorted(scores["model"].to_list()) == models
+    for column in ("s1", "s2", "p", "s3"):
+        assert scores[column].is_between(0, 1).all(), column
+    assert scores["accuracy"].is_null().all()  # unlabelled: no true accuracy
+    assert (scores["n"] == len(PROMPTS)).all()
+    assert scores["pick_s3"].sum() == 1 and scores["pick_bma"].sum() == 1
+    pick = scores.filter("pick_s3")["model"].item()
+
+    page = (results / "scores" / f"{TASK}.md").read_text()
+    assert page.startswith(f"# Which model for `{TASK}`?")
+    assert f"**Pick: `{pick}`**" in page
+    assert f"{len(PROMPTS)} prompts scored against {len(models)} benchmark models" in page
+    assert "## How close is this task to the benchmark?" in page
+    assert "Optimal-transport distance to the nearest benchmark task" in page
+    header = next(line for line in page.splitlines() if line.startswith("| rank |"))
+    assert header == ("| rank | model | S1 | S2 | estimated p | S3 | cost | true accuracy "
+                      "| pick |")
+    rows = [line for line in page.splitlines() if re.match(r"\| \d+ \| `", line)]
+    assert len(rows) == len(models)
+    by_model = {r.split("|")[2].strip(" `"): [c.strip() for c in r.split("|")[1:-1]]
+                for r in rows}
+    s3_order = scores.sort(["s3", "s1", "model"], descending=[True, True, False])
+    assert list(by_model) == s3_order["model"].to_list()
+    assert by_model[models[0]][7] == "0.500"  # the given correctness 0,1,0,1,...
+    assert by_model[models[1]][6] == "2.0000"  # cost from config
+    for model, cells in by_model.items():
+        row = scores.filter(pl.col("model") == model).row(0, named=True)
+        assert float(cells[5]) == pytest.approx(row["s3"], abs=5e-4)
+        assert ("S3" in cells[-1].split(", ")) == row["pick_s3"]
+    log = (results / "logs" / "score_new_task" / f"{TASK}.log").read_text()
+    assert f"S3 pick {pick}" in log
+
+
+@pytest.mark.slow
+def test_bad_task_files_fail_clearly(tmp_path_factory):
+    require_shared()
+    directory, config, _ = new_task_run(tmp_path_factory)
+    bad = directory / "tasks" / "empty_task.jsonl"
+    bad.write_text('{"text": ""}\n')
+    clash = directory / "tasks" / "anatomy.txt"
+    try:
+        done = run_workflow(config, str(directory / "results/scores/empty_task.parquet"),
+                            check=False)
+        assert done.returncode != 0
+        assert "ERROR: tasks/empty_task.jsonl: no texts" in done.stderr + done.stdout
+        assert not (directory / "results/tasks/empty_task.parquet").exists()
+        clash.write_text("What is the femur?\n")
+        done = run_workflow(config, "-n", check=False)
+        assert done.returncode != 0
+        assert "['anatomy'] equal benchmark dataset name(s)" in done.stderr + done.stdout
+    finally:
+        bad.unlink()
+        clash.unlink(missing_ok=True)

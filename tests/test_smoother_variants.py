@@ -1,0 +1,160 @@
+"""The smoother's variants: the OT descriptor, auto bandwidth, per-instance routing."""
+
+import numpy as np
+import polars as pl
+import pytest
+
+from llmrouter import bandwidth, scores, smoother
+from llmrouter.routing import Pairs, pairs_frame, smoother_p
+
+
+def test_smooth_by_distance_is_kernel_weighted_mean():
+    dist = np.array([0.0, 0.1, 0.4])
+    acc = np.array([[0.9, 0.2], [0.7, 0.4], [0.1, 1.0]])
+    sigma = 0.15
+    w = np.exp(-(dist**2) / (2 * sigma**2))
+    w /= w.sum()
+    np.testing.assert_allclose(smoother.smooth_by_distance(dist, acc, sigma), w @ acc)
+    # far pairs get no weight with a tiny bandwidth, the plain mean with a huge one
+    np.testing.assert_allclose(smoother.smooth_by_distance(dist, acc, 1e-4), acc[0])
+    np.testing.assert_allclose(smoother.smooth_by_distance(dist, acc, 1e6), acc.mean(axis=0))
+    with pytest.raises(ValueError):
+        smoother.distance_weights(dist, 0.0)
+
+
+def test_knn_distances_give_the_papers_smoother():
+    u = np.array([0.2, 0.35, 0.5])
+    acc = np.array([[0.9], [0.6], [0.3]])
+    np.testing.assert_allclose(smoother.smooth_by_distance(np.abs(0.3 - u), acc, 0.09),
+                               smoother.smooth(0.3, u, acc, 0.09))
+
+
+def test_smoother_p_by_descriptor():
+    pairs = Pairs(["a", "b"], np.array([0.1, 0.5]), np.array([[1.0, 0.0], [0.0, 1.0]]))
+    np.testing.assert_array_equal(smoother_p(0.3, pairs, "knn", 0.05),
+                                  smoother.smooth(0.3, pairs.u, pairs.acc, 0.05))
+    # OT: the task is near "b" whatever its u
+    p = smoother_p(0.1, pairs, "ot", 0.05, {"a": 0.9, "b": 0.01, "c": 0.0})
+    np.testing.assert_allclose(p, [0.0, 1.0], atol=1e-9)
+    with pytest.raises(ValueError, match="OT distance"):
+        smoother_p(0.1, pairs, "ot", 0.05, {"a": 0.9})
+    with pytest.raises(ValueError, match="unknown descriptor"):
+        smoother_p(0.1, pairs, "bogus", 0.05)
+
+
+def test_loo_predictions_leave_the_pair_out():
+    u = np.array([0.0, 0.1, 1.0])
+    acc = np.array([[0.2], [0.4], [0.9]])
+    pred = bandwidth.loo_predictions(bandwidth.pair_distances_knn(u), acc, 0.05)
+    # each pair is predicted by its nearest other pair; never by itself
+    np.testing.assert_allclose(pred[:, 0], [0.4, 0.2, 0.4], atol=1e-6)
+    w = np.exp(-np.array([0.1, 1.0]) ** 2 / (2 * 0.5**2))
+    expected = (w / w.sum()) @ np.array([0.4, 0.9])
+    assert bandwidth.loo_predictions(bandwidth.pair_distances_knn(u), acc, 0.5)[0, 0] == \
+        pytest.approx(expected)
+
+
+def _synthetic(scale: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    u = np.sort(rng.uniform(0, 1, 80))
+    truth = 0.5 + 0.3 * np.sin(u / scale)
+    return u, truth, (truth + rng.normal(0, 0.05, len(u)))[:, None]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_auto_bandwidth_recovers_the_best_bandwidth(seed):
+    # The best bandwidth is the one whose leave-one-out fit is closest to the noise-free
+    # curve; the auto choice only sees the noisy pairs and must land near it.
+    chosen = []
+    for scale in (0.02, 0.2):
+        u, truth, acc = _synthetic(scale, seed)
+        dist = bandwidth.pair_distances_knn(u)
+        picked, error = bandwidth.select_bandwidth(dist, acc)
+        grid = np.array(bandwidth.DEFAULT_GRID)
+        true_error = [np.abs(bandwidth.loo_predictions(dist, acc, b)[:, 0] - truth).mean()
+                      for b in grid]
+        best = grid[int(np.argmin(true_error))]
+        assert best / 3 <= picked <= best * 3, (scale, picked, best)
+        assert error == pytest.approx(bandwidth.loo_error(dist, acc, picked))
+        chosen.append(picked)
+    assert chosen[1] > chosen[0]  # a smoother curve gets a wider kernel
+
+
+def test_flat_accuracies_choose_the_widest_bandwidth():
+    dist = bandwidth.pair_distances_knn(np.array([0.1, 0.2, 0.3]))
+    picked, error = bandwidth.select_bandwidth(dist, np.full((3, 2), 0.7), (0.01, 0.1, 1.0))
+    assert (picked, error) == (1.0, pytest.approx(0.0))
+
+
+def _pairs_table(models: list[str]) -> pl.DataFrame:
+    """Pairs of 4 datasets: a reference pass (heldout null) and strict sets without each one."""
+    u = {"a": 0.1, "b": 0.2, "c": 0.35, "d": 0.5}
+    acc = {"a": [0.9, 0.1], "b": [0.8, 0.3], "c": [0.5, 0.5], "d": [0.2, 0.9]}
+    frames = []
+    for heldout in [None, "a", "b", "c", "d"]:
+        names = [d for d in u if d != heldout]
+        pairs = Pairs(names, np.array([u[d] for d in names]), np.array([acc[d] for d in names]))
+        frames.append(pairs_frame(pairs, models, heldout))
+    return pl.concat(frames)
+
+
+@pytest.mark.parametrize("mode", ["strict", "reference"])
+def test_fit_bandwidths_never_uses_the_scored_task(mode):
+    models = ["m1", "m2"]
+    table = _pairs_table(models)
+    fitted = bandwidth.fit_bandwidths(table, models, ["a", "b", "c", "d"], mode, "knn", "auto",
+                                      (0.05, 0.1, 0.2))
+    assert fitted["task"].to_list() == ["a", "b", "c", "d", None]
+    assert fitted["n_pairs"].to_list() == [3, 3, 3, 3, 4]
+    # the row of "c" equals a fit on the three other pairs alone
+    others = np.array([0.1, 0.2, 0.5])
+    acc = np.array([[0.9, 0.1], [0.8, 0.3], [0.2, 0.9]])
+    expected = bandwidth.select_bandwidth(bandwidth.pair_distances_knn(others), acc,
+                                          (0.05, 0.1, 0.2))
+    row = fitted.filter(pl.col("task") == "c")
+    assert (row["bandwidth"].item(), row["loo_error"].item()) == pytest.approx(expected)
+    fixed = bandwidth.fit_bandwidths(table, models, ["a", "b", "c", "d"], mode, "knn", 0.09)
+    assert fixed["bandwidth"].to_list() == [0.09] * 5
+    assert not fixed["auto"].any()
+
+
+def test_fit_bandwidths_with_ot_matrix():
+    models = ["m1", "m2"]
+    names = ["a", "b", "c", "d"]
+    position = {"a": 0.0, "b": 0.1, "c": 0.3, "d": 0.6}
+    ot_matrix = {s: {t: abs(position[s] - position[t]) for t in names} for s in names}
+    fitted = bandwidth.fit_bandwidths(_pairs_table(models), models, names, "strict", "ot",
+                                      0.1, ot_matrix=ot_matrix)
+    assert fitted["descriptor"].unique().to_list() == ["ot"]
+    assert (fitted["loo_error"] > 0).all()
+
+
+def test_route_instances_takes_argmax_with_ties_to_the_better_model():
+    g = np.array([[0.2, 0.8, 0.8], [0.6, 0.4, 0.1], [0.5, 0.5, 0.5]])
+    tiebreak = np.array([0.7, 0.6, 0.9])
+    routed = scores.route_instances(g, tiebreak, ["a", "b", "c"])
+    np.testing.assert_array_equal(routed, [2, 0, 2])
+    # equal tiebreak: the smaller name
+    routed = scores.route_instances(g, np.array([0.5, 0.5, 0.5]), ["z", "b", "c"])
+    np.testing.assert_array_equal(routed, [1, 0, 1])
+
+
+def test_calibration_descriptor_by_hand():
+    from llmrouter import ablation
+
+    features = np.array([[0.5, 0.5], [0.9, 1.0], [0.9, 0.9]])
+    acc = np.array([0.5, 0.9, 0.8])
+    target = np.array([[0.9, 0.95], [0.5, 0.5]])
+    sigma = 0.1
+    sq = ((target[:, None, :] - features[None]) ** 2).sum(axis=2)
+    w = np.exp(-sq / (2 * sigma**2))
+    np.testing.assert_allclose(ablation.calibration_p(target, features, acc, sigma),
+                               (w @ acc) / w.sum(axis=1))
+    # leave-one-task-out: pairs of the same task never predict each other
+    groups = np.array([0, 1, 1])
+    chosen, error = ablation.select_calibration_bandwidth(features, acc, groups, (0.05, 5.0))
+    # task 1's pairs are predicted by task 0's alone (0.5): errors 0.4 and 0.3. Task 0's pair by
+    # task 1's: nearest (0.8, error 0.3) with the narrow kernel, ~their mean (0.85, error 0.35)
+    # with the wide one, so the narrow one wins.
+    assert chosen == 0.05
+    assert error == pytest.approx((0.3 + 0.4 + 0.3) / 3, abs=1e-6)  # float32 kernel

@@ -1,0 +1,120 @@
+"""Reading a user's task file (llmrouter/tasks.py): formats, optional fields, clear errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from llmrouter.artifacts import InputError
+from llmrouter.tasks import (
+    check_task_names,
+    correctness_columns,
+    find_task_files,
+    given_accuracy,
+    read_task_file,
+    task_name,
+)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_jsonl_with_ids_labels_and_model_columns(tmp_path):
+    path = write_jsonl(tmp_path / "algebra.jsonl", [
+        {"id": "q1", "text": "Solve 2x = 4.", "label": "2", "org/model-a": 1, "org/model-b": 0,
+         "source": "book"},
+        {"id": "q2", "text": "Solve x + 1 = 3.", "label": 2, "org/model-a": 0},
+        {"id": "q3", "text": "Factor x^2 - 1.", "label": "(x-1)(x+1)", "org/model-a": True},
+    ])
+    table, notes = read_task_file(path)
+    assert table.columns == ["instance_id", "text", "label", "org/model-a", "org/model-b"]
+    assert table["instance_id"].to_list() == ["q1", "q2", "q3"]
+    assert table["label"].to_list() == ["2", "2", "(x-1)(x+1)"]
+    assert table["org/model-b"].to_list() == [0.0, None, None]
+    assert correctness_columns(table) == ["org/model-a", "org/model-b"]
+    assert given_accuracy(table) == {"org/model-a": pytest.approx(2 / 3), "org/model-b": 0.0}
+    assert any("source" in n for n in notes)
+
+
+def test_csv_and_txt_get_ids_from_the_name(tmp_path):
+    csv = tmp_path / "poems.csv"
+    csv.write_text('text,label\n"Write a haiku, about rain",x\nName a rhyme for cat,hat\n')
+    table, _ = read_task_file(csv)
+    assert table["instance_id"].to_list() == ["poems-1", "poems-2"]
+    assert table["text"][0] == "Write a haiku, about rain"
+    txt = tmp_path / "chat.txt"
+    txt.write_text("first prompt\n\n  \nsecond prompt\nfirst prompt\n")
+    table, notes = read_task_file(txt)
+    assert table["text"].to_list() == ["first prompt", "second prompt"]
+    assert table.columns == ["instance_id", "text"]
+    assert any("repeated" in n for n in notes)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.jsonl", "", "no texts"),
+        ("blank.jsonl", '{"text": ""}\n{"text": "  "}\n', "no texts"),
+        ("empty.txt", "\n\n", "no texts"),
+        ("headeronly.csv", "text\n", "no texts"),
+        ("notext.jsonl", '{"prompt": "hi"}\n', "no 'text' field"),
+        ("notext.csv", "prompt\nhi\n", "no 'text' field"),
+        ("broken.jsonl", '{"text": "a"}\n{"text": \n', "line 2 is not JSON"),
+        ("list.jsonl", '["a", "b"]\n', "line 1 is not a JSON object"),
+        ("nested.jsonl", '{"text": {"a": 1}}\n', "must be a string"),
+        ("prompts.parquet", "x", "must be .jsonl, .csv or .txt"),
+        ("dupes.jsonl", '{"id": 1, "text": "a"}\n{"id": 1, "text": "b"}\n', "must be unique"),
+    ],
+)
+def test_bad_task_files_name_the_file(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(InputError) as error:
+        read_task_file(path)
+    assert str(path) in str(error.value)
+    assert message in str(error.value)
+
+
+def test_missing_file_and_binary_file(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        read_task_file(tmp_path / "gone.jsonl")
+    binary = tmp_path / "binary.txt"
+    binary.write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(InputError, match="not UTF-8"):
+        read_task_file(binary)
+
+
+def test_find_task_files_and_names(tmp_path):
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text('{"text": "x"}\n')
+    (folder / "b.txt").write_text("y\n")
+    (folder / "notes.md").write_text("not a task")
+    extra = tmp_path / "elsewhere.csv"
+    found = find_task_files(folder, {"c": str(extra)})
+    assert list(found) == ["a", "b", "c"]
+    assert found["c"] == extra
+    assert find_task_files(tmp_path / "absent") == {}
+    (folder / "a.csv").write_text("text\nz\n")
+    with pytest.raises(InputError, match="also given by"):
+        find_task_files(folder)
+    with pytest.raises(InputError, match="task name"):
+        task_name(tmp_path / "bad name!.jsonl")
+
+
+def test_a_task_may_not_take_a_benchmark_dataset_name():
+    check_task_names(["algebra"], ["anatomy", "astronomy"])
+    with pytest.raises(InputError, match="anatomy"):
+        check_task_names(["algebra", "anatomy"], ["anatomy", "astronomy"])
+
+
+def test_repository_example_task_reads():
+    path = Path(__file__).resolve().parents[1] / "tasks" / "algebra_examples.jsonl"
+    table, notes = read_task_file(path)
+    assert table.height == 30 and not notes
+    assert table.schema["text"] == pl.String

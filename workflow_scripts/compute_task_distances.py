@@ -1,0 +1,45 @@
+"""One task's row of the distance matrix: OT distance to every benchmark task, and its u."""
+
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import numpy as np
+import polars as pl
+
+from llmrouter import distances, knn
+from llmrouter.artifacts import write_table
+from llmrouter.logs import run_logged
+from llmrouter.routing import RoutingParams, task_predictions
+from llmrouter.store import pool_embeddings, read_embeddings, read_neighbours, read_pool
+
+
+def main() -> None:
+    task = snakemake.wildcards.task  # noqa: F821
+    opts = snakemake.params.distances  # noqa: F821
+    params = RoutingParams(**snakemake.params.routing)  # noqa: F821
+    pool = read_pool(snakemake.input.pool, snakemake.input.models)  # noqa: F821
+    paths = dict(zip(snakemake.params.datasets, snakemake.input.embeddings))  # noqa: F821
+    vectors = knn.normalize(pool_embeddings(pool, paths))
+    clouds = {name: distances.subsample(vectors[pool.rows(name)], opts["max_points"],
+                                        opts["seed"], name) for name in pool.datasets}
+    if task in pool.datasets:
+        target = clouds[task]
+    else:
+        _, queries = read_embeddings(snakemake.input.queries)  # noqa: F821
+        target = distances.subsample(knn.normalize(queries), opts["max_points"], opts["seed"],
+                                     task)
+    row = distances.distance_row(target, clouds, opts["method"], opts["reg"])
+    _, neighbours = read_neighbours(snakemake.input.neighbours)  # noqa: F821
+    _, u = task_predictions(neighbours, pool, params)
+    logging.info("%s: %s distances to %d tasks on <= %d points each; u = %.4f", task,
+                 opts["method"], len(row), opts["max_points"], u)
+    frame = pl.DataFrame({"task": [task] * len(row), "dataset": list(row),
+                          "distance": np.array(list(row.values()), dtype=np.float64),
+                          "task_u": np.full(len(row), u)})
+    write_table(frame, snakemake.output[0])  # noqa: F821
+
+
+run_logged(snakemake.log[0], main)  # noqa: F821

@@ -1,0 +1,38 @@
+"""Embed every benchmark text missing from the content-addressed cache, in one job.
+
+One process loads the embedding model once for all datasets (importing torch alone takes
+seconds); the per-dataset embed_dataset jobs then only read the cache.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import polars as pl
+
+from llmrouter.artifacts import read_table, write_table
+from llmrouter.embedding import EmbeddingSettings, embed_texts, text_hash
+from llmrouter.logs import run_logged
+
+
+def main() -> None:
+    frames = []
+    for path in snakemake.input:  # noqa: F821
+        table = pl.from_arrow(read_table(path, ["dataset", "instance_id", "text"]))
+        frames.append(table.select("dataset", "instance_id", "text")
+                      .unique(["dataset", "instance_id"], maintain_order=True))
+    texts = pl.concat(frames)
+    settings = {k: v for k, v in snakemake.params.embedding.items() if k != "cache_dir"}  # noqa: F821
+    settings = EmbeddingSettings(**settings)
+    embed_texts(texts["text"].unique(maintain_order=True).to_list(), settings,
+                snakemake.params.cache_dir, threads=snakemake.threads)  # noqa: F821
+    manifest = texts.select(
+        "dataset", "instance_id",
+        pl.col("text").map_elements(text_hash, return_dtype=pl.String).alias("text_hash"),
+        pl.lit(settings.key()).alias("setting"),
+    )
+    write_table(manifest, snakemake.output[0])  # noqa: F821
+
+
+run_logged(snakemake.log[0], main)  # noqa: F821

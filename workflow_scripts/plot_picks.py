@@ -1,0 +1,20 @@
+"""Figure: each method's pick against the oracle on every held-out task."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import polars as pl
+
+from llmrouter.artifacts import read_table
+from llmrouter.figures import picks_figure, save_png
+from llmrouter.logs import run_logged
+
+
+def main() -> None:
+    picks = pl.from_arrow(read_table(snakemake.input[0], ["task", "method", "model", "accuracy"]))  # noqa: F821
+    save_png(picks_figure(picks), snakemake.output[0])  # noqa: F821
+
+
+run_logged(snakemake.log[0], main)  # noqa: F821

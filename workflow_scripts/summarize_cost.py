@@ -1,0 +1,25 @@
+"""The accuracy-versus-cost frontier of cost-aware picks, as a table and a figure."""
+
+import logging
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
+
+import polars as pl
+
+from llmrouter import cost
+from llmrouter.artifacts import read_table, write_table
+from llmrouter.logs import run_logged
+
+
+def main() -> None:
+    opts = snakemake.params.cost  # noqa: F821
+    scores = pl.concat([pl.from_arrow(read_table(p)) for p in snakemake.input])  # noqa: F821
+    table = cost.frontier(scores, opts["models"], tuple(opts["epsilons"]))
+    logging.info("frontier over %d tasks:\n%s", scores["task"].n_unique(), table)
+    write_table(table, snakemake.output.table)  # noqa: F821
+    cost.plot_frontier(table, snakemake.output.figure, opts["unit"])  # noqa: F821
+
+
+run_logged(snakemake.log[0], main)  # noqa: F821
