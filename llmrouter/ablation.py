@@ -62,6 +62,8 @@ def default_variants(alphas: tuple[float, ...] = (0.04, 0.1),
                 bandwidth="auto"),
         Variant("strict, calibration, auto bandwidth, no fallback", descriptor="calibration",
                 bandwidth="auto", fallback=False),
+        # No smoother at all: the agreement of a predictor independent of the truth.
+        Variant("strict, agreement", descriptor="agreement", bandwidth=float("nan")),
     ]
     for a in alphas:
         variants.append(Variant(f"strict, alpha {a:g}", alpha=a))
@@ -138,14 +140,22 @@ def calibration_p(target: np.ndarray, features: np.ndarray, acc: np.ndarray,
     return (w @ acc) / w.sum(axis=1)
 
 
+def agreement_p(g: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """p(t, m) = S2 S1 + (1 - S2)(1 - S1): how often the thresholded predictor would agree
+    with the truth if it were independent of it and m's accuracy on t were S1. No fitting.
+    g: (n_points, n_models). Returns (n_models,)."""
+    s1, s2 = scores.s1(g), scores.s2(g, threshold)
+    return s2 * s1 + (1.0 - s2) * (1.0 - s1)
+
+
 def select_calibration_bandwidth(features: np.ndarray, acc: np.ndarray, groups: np.ndarray,
                                  grid: tuple[float, ...]) -> tuple[float, float]:
     """(bandwidth, error) of `calibration_p` by leave-one-task-out over the pairs' tasks:
     every pair is predicted from the pairs of the other tasks (groups: (n_pairs,) task codes).
 
     Rows must be grouped by task. The kernel is one (n_pairs, n_pairs) float32 matrix per
-    bandwidth with each task's own block zeroed (thousands of pairs: about a second). A bandwidth so narrow that
-    some pair has no weight left counts as infinitely bad.
+    bandwidth with each task's own block zeroed (thousands of pairs: about a second). A
+    bandwidth so narrow that some pair has no weight left counts as infinitely bad.
     """
     features = np.asarray(features, dtype=np.float32)
     acc32 = np.asarray(acc, dtype=np.float32)
@@ -187,8 +197,8 @@ def score_variant(inputs: Inputs, variant: Variant, base: RoutingParams, seed: i
     for code, task in enumerate(pool.datasets):
         strict = variant.mode == "strict"
         pairs = task_pairs(inputs.pairs, pool.models, task, pool.datasets, variant.mode)
-        if variant.descriptor == "calibration":
-            chosen = variant.bandwidth  # chosen below, on the calibration pairs
+        if variant.descriptor in ("calibration", "agreement"):
+            chosen = variant.bandwidth  # chosen below, on the calibration pairs / none
         elif variant.bandwidth == "auto":
             dist = bandwidth.pair_distances(pairs, variant.descriptor, inputs.ot)
             chosen, _ = bandwidth.select_bandwidth(dist, pairs.acc, grid)
@@ -203,6 +213,8 @@ def score_variant(inputs: Inputs, variant: Variant, base: RoutingParams, seed: i
                                               labelled, rest, params.k, params.descriptor_k)
         if variant.descriptor == "calibration":
             p, chosen = _calibration(inputs, task, variant, g, params, grid)
+        elif variant.descriptor == "agreement":
+            p = agreement_p(g, params.threshold)
         else:
             ot_row = inputs.ot.get(task) if inputs.ot is not None else None
             p = smoother_p(u, pairs, variant.descriptor, chosen, ot_row)

@@ -26,5 +26,9 @@ def run_logged(log_path: str, main: Callable[[], None]) -> None:
             logging.error("%s", error)
             print(f"ERROR: {error} (log: {log_path})", file=terminal)
             raise SystemExit(1) from None
+        except Exception:
+            # The log file closes before Python would print the traceback: write it now.
+            logging.exception("job failed")
+            raise
         finally:
             handle.flush()

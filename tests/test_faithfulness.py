@@ -20,7 +20,7 @@ REFERENCE = SHARED / "reference"
 
 def short(model: str) -> str:
     """The reference files name models without the org prefix."""
-    return model.split("/", 1)[1]
+    return model.split("/", 1)[-1]
 
 
 @pytest.fixture(scope="module")

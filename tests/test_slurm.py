@@ -145,6 +145,8 @@ def submissions(done: subprocess.CompletedProcess) -> list[tuple[str, str]]:
 
 def queue_states(job_ids: list[str], env: dict[str, str]) -> dict[str, tuple[str, str]]:
     """job id -> (state, comment) from squeue, which keeps finished jobs for MinJobAge."""
+    if not job_ids:
+        return {}
     listing = subprocess.run(["squeue", "--noheader", "--states=all", "--format=%i|%T|%k",
                               f"--jobs={','.join(job_ids)}"], capture_output=True, text=True,
                              env=env, check=True, timeout=30).stdout
@@ -191,7 +193,7 @@ class ClusterRuns:
 
     failed: subprocess.CompletedProcess
     failed_states: dict[str, tuple[str, str]]
-    failed_logs: dict[str, str]  # every log the failed run named -> its text before the rerun
+    failed_logs: dict[str, str]  # logs the failed run's errors point to -> text before rerun
     corrupt: Path
     pool_kept: bool
     half_written: list[Path]
@@ -205,7 +207,7 @@ def cluster_runs(slurm, table, local_results, tmp_path_factory) -> ClusterRuns:
     """The slice through the cluster profile, twice: the embedding job fails on bad input (a
     corrupt shard in the embedding cache); the shard is removed and the run resumes.
 
-    Between them every job of the workflow runs through sbatch once, which keeps this module
+    Between them every job up to the report runs through sbatch once, which keeps this module
     within its time budget on two cores (each stage of jobs costs a SLURM round trip)."""
     directory = tmp_path_factory.mktemp("cluster")
     # After the local run (local_results), the shared cache holds every text of the slice.
@@ -217,7 +219,7 @@ def cluster_runs(slurm, table, local_results, tmp_path_factory) -> ClusterRuns:
 
     failed = run_on_slurm(config, slurm)
     failed_states = queue_states([job_id for job_id, _ in submissions(failed)], slurm)
-    named = re.findall(r"log: (\S+\.log)", failed.stdout + failed.stderr)
+    named = re.findall(r"log: (\S+\.log) \(check log file", failed.stdout + failed.stderr)
     failed_logs = {log: Path(log).read_text() for log in named if Path(log).is_file()}
     pool_kept = (results / "pool" / "correctness.parquet").exists()
     half_written = sorted(results.rglob("*.tmp"))

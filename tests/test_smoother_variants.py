@@ -158,3 +158,11 @@ def test_calibration_descriptor_by_hand():
     # with the wide one, so the narrow one wins.
     assert chosen == 0.05
     assert error == pytest.approx((0.3 + 0.4 + 0.3) / 3, abs=1e-6)  # float32 kernel
+
+
+def test_agreement_p_by_hand():
+    from llmrouter import ablation
+
+    g = np.array([[0.8, 0.2], [0.6, 0.4], [0.2, 0.4], [1.0, 0.0]])
+    s1, s2 = np.array([0.65, 0.25]), np.array([0.75, 0.0])
+    np.testing.assert_allclose(ablation.agreement_p(g), s2 * s1 + (1 - s2) * (1 - s1))
