@@ -3,20 +3,20 @@ rule prepare_table_dataset:
         config["table"]["path"] if config["source"] == "table" else [],
     output:
         f"{RESULTS}/benchmark/{{dataset}}.parquet",
-    params:
-        threshold=config.get("table", {}).get("threshold", 0.5),
     log:
         f"{RESULTS}/logs/prepare_table_dataset/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/prepare_table_dataset/{{dataset}}.tsv"
     group:
         "pool"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        CONDA_ENV
+    params:
+        threshold=config.get("table", {}).get("threshold", 0.5),
     script:
         "../workflow_scripts/prepare_table_dataset.py"
 
@@ -27,20 +27,20 @@ rule collect_pool:
     output:
         correctness=f"{RESULTS}/pool/correctness.parquet",
         models=f"{RESULTS}/pool/models.parquet",
-    params:
-        include=config.get("models", {}).get("include", []),
-        exclude=config.get("models", {}).get("exclude", []),
     log:
         f"{RESULTS}/logs/collect_pool.log",
     benchmark:
         f"{RESULTS}/benchmarks/collect_pool.tsv"
     group:
         "pool"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        CONDA_ENV
+    params:
+        include=config.get("models", {}).get("include", []),
+        exclude=config.get("models", {}).get("exclude", []),
     script:
         "../workflow_scripts/collect_pool.py"

@@ -177,7 +177,9 @@ def distance_params():
 
 def bandwidth_grid():
     """Candidate bandwidths of `smoother.bandwidth: auto` (config, else the library's)."""
-    return config.get("smoother", {}).get("bandwidth_grid") or list(DEFAULT_BANDWIDTH_GRID)
+    return config.get("smoother", {}).get("bandwidth_grid") or list(
+        DEFAULT_BANDWIDTH_GRID
+    )
 
 
 def cost_params():
@@ -242,7 +244,8 @@ def distance_figure_inputs(wildcards=None):
 
 def report_figures(wildcards=None):
     """Every figure (and the summary page) of `snakemake --report`; the distance heatmap only
-    when the workflow has a rule computing the distances (the cost frontier: cost_outputs)."""
+    when some step of the workflow computes the distances (the cost frontier is in cost_outputs).
+    """
     figures = f"{RESULTS}/report/figures"
     outputs = [
         f"{RESULTS}/report/summary.html",
@@ -256,13 +259,21 @@ def report_figures(wildcards=None):
 
 def all_outputs(wildcards=None):
     """What `snakemake` with no target builds."""
-    helm_report = [f"{RESULTS}/helm/missing_runs.tsv"] if config["source"] == "helm" else []
-    return score_files() + new_task_rankings() + report_figures() + helm_report + [
-        f"{RESULTS}/distances.parquet",
-        f"{RESULTS}/smoother/bandwidth.parquet",
-        f"{RESULTS}/report/ablation.md",
-        *cost_outputs(),
-        f"{RESULTS}/report/picks.parquet",
-        f"{RESULTS}/report/summary.parquet",
-        f"{RESULTS}/report/summary.md",
-    ]
+    helm_report = (
+        [f"{RESULTS}/helm/missing_runs.tsv"] if config["source"] == "helm" else []
+    )
+    return (
+        score_files()
+        + new_task_rankings()
+        + report_figures()
+        + helm_report
+        + [
+            f"{RESULTS}/distances.parquet",
+            f"{RESULTS}/smoother/bandwidth.parquet",
+            f"{RESULTS}/report/ablation.md",
+            *cost_outputs(),
+            f"{RESULTS}/report/picks.parquet",
+            f"{RESULTS}/report/summary.parquet",
+            f"{RESULTS}/report/summary.md",
+        ]
+    )

@@ -5,19 +5,19 @@ rule summarize_evaluation:
         picks=f"{RESULTS}/report/picks.parquet",
         summary=f"{RESULTS}/report/summary.parquet",
         markdown=f"{RESULTS}/report/summary.md",
-    params:
-        mode=routing_params()["mode"],
     log:
         f"{RESULTS}/logs/summarize_evaluation.log",
     benchmark:
         f"{RESULTS}/benchmarks/summarize_evaluation.tsv"
     group:
         "scores"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        CONDA_ENV
+    params:
+        mode=routing_params()["mode"],
     script:
         "../workflow_scripts/summarize_evaluation.py"

@@ -8,19 +8,19 @@ rule score_task:
         distances=task_distance_row,
     output:
         f"{RESULTS}/scores/{{task}}.parquet",
-    params:
-        routing=routing_params(),
     log:
         f"{RESULTS}/logs/score_task/{{task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/score_task/{{task}}.tsv"
     group:
         "scores"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        CONDA_ENV
+    params:
+        routing=routing_params(),
     script:
         "../workflow_scripts/score_task.py"

@@ -5,19 +5,19 @@ rule fit_smoother:
         neighbours=neighbour_files,
     output:
         f"{RESULTS}/smoother/pairs.parquet",
-    params:
-        routing=routing_params(),
     log:
         f"{RESULTS}/logs/fit_smoother.log",
     benchmark:
         f"{RESULTS}/benchmarks/fit_smoother.tsv"
     group:
         "scores"
+    conda:
+        CONDA_ENV
     threads: 1
     resources:
         mem_mb=4000,
         runtime=30,
-    conda:
-        CONDA_ENV
+    params:
+        routing=routing_params(),
     script:
         "../workflow_scripts/fit_smoother.py"
