@@ -170,10 +170,12 @@ def main() -> None:
         differ = mine.join(theirs, on=["task", "method"], suffix="_naive").filter(
             pl.col("model") != pl.col("model_naive"))
         ratio = naive_full_s / lib_s
+        timed_part = "" if scale == 1 else (f" (timed {len(heldouts)} of {n_tasks} held-out "
+                                            f"tasks: {naive_s:.1f} s, scaled)")
         print(f"[{mode}] library: {lib_s:.2f} s (best of {args.repeats}; search "
               f"{parts['search_s']:.2f}, pairs {parts['pairs_s']:.2f}, scores "
               f"{parts['scores_s']:.2f}) | naive refit: {naive_full_s:.1f} s"
-              f"{'' if scale == 1 else f' (timed {len(heldouts)} of {n_tasks} held-out tasks: {naive_s:.1f} s, scaled)'}"
+              f"{timed_part}"
               f" | ratio {ratio:.0f}x | picks differing: {differ.height} of {mine.height}")
         if differ.height:
             print(differ)

@@ -199,7 +199,8 @@ def main() -> None:
                   f"all {res['instances']} scaled: {res['neighbours_all_s']:.0f} s | peak RSS "
                   f"{res['peak_rss_mib']:.0f} MiB" + extra, flush=True)
             continue
-        print(f"{case}: {res['instances']} x {res['models']} | evaluation {res['evaluation_s']:.1f} s "
+        print(f"{case}: {res['instances']} x {res['models']} | evaluation "
+              f"{res['evaluation_s']:.1f} s "
               f"(neighbours {res['neighbours_s']:.1f}, pairs {res['pairs_s']:.1f}, scores "
               f"{res['scores_s']:.1f}) | data made in {res['generate_s']:.1f} s | correctness "
               f"{res['correctness_mib']:.0f} MiB | peak RSS {res['peak_rss_mib']:.0f} MiB"

@@ -85,9 +85,12 @@ def search(
     found = cap_lists(ids, np.float32(1.0) - sim, pool_dataset, k, width)
     # Rows whose candidates crowd into few datasets fill fewer than 2k places (and the pools
     # that leave out one more dataset would lack k): search those again, wider and deeper.
+    # More candidates fix crowding; more cells only help when the probed cells ran out of ids.
     short = np.flatnonzero(found.index[:, -1] < 0)
     while len(short) and (fetch < index.ntotal or params.nprobe < index.nlist):
-        fetch, params.nprobe = min(4 * fetch, index.ntotal), min(4 * params.nprobe, index.nlist)
+        if np.any(ids[:, -1] < 0) or fetch >= index.ntotal:
+            params.nprobe = min(4 * params.nprobe, index.nlist)
+        fetch = min(4 * fetch, index.ntotal)
         sim, ids = index.search(queries[short], fetch, params=params)
         again = cap_lists(ids, np.float32(1.0) - sim, pool_dataset, k, width)
         found.index[short], found.dataset[short] = again.index, again.dataset

@@ -146,10 +146,10 @@ def test_approximate_index_probing_every_cell_is_exact():
     assert ann.recall(full, exact) == 1.0
     np.testing.assert_allclose(full.distance, exact.distance, atol=1e-5)
     assert not np.any(full.dataset == 2)
-    # probing too few cells finds little once the own dataset's cells are excluded
-    few = ann.recall(ann.search(index, queries, codes, k, exclude_dataset=2, n_probe=1), exact)
-    more = ann.recall(ann.search(index, queries, codes, k, exclude_dataset=2, n_probe=4), exact)
-    assert few < more <= 1.0
+    # a query whose probed cells hold too few other-dataset rows is searched again, wider
+    few = ann.search(index, queries, codes, k, exclude_dataset=2, n_probe=1)
+    assert np.all(few.index >= 0)
+    assert 0.5 < ann.recall(few, exact) <= 1.0
 
 
 def test_cap_lists_keeps_at_most_k_per_dataset_in_distance_order():

@@ -101,5 +101,7 @@ def test_killed_run_resumes_to_the_same_outputs(tmp_path, slice_table, finished_
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     assert not (tmp_path / "results" / "report" / "summary.md").exists(), "killed too late"
+    # A SIGKILL leaves Snakemake's lock behind; --unlock is the documented way to clear it.
+    run_workflow(config, extra=("--unlock",))
     run_workflow(config, extra=("--rerun-incomplete",))
     assert_same_outputs(finished_run, tmp_path / "results")

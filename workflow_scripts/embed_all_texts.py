@@ -23,8 +23,8 @@ def main() -> None:
         frames.append(table.select("dataset", "instance_id", "text")
                       .unique(["dataset", "instance_id"], maintain_order=True))
     texts = pl.concat(frames)
-    settings = {k: v for k, v in snakemake.params.embedding.items() if k != "cache_dir"}  # noqa: F821
-    settings = EmbeddingSettings(**settings)
+    chosen = snakemake.params.embedding  # noqa: F821
+    settings = EmbeddingSettings(**{k: v for k, v in chosen.items() if k != "cache_dir"})
     embed_texts(texts["text"].unique(maintain_order=True).to_list(), settings,
                 snakemake.params.cache_dir, threads=snakemake.threads)  # noqa: F821
     manifest = texts.select(
