@@ -176,9 +176,14 @@ def assert_same_outputs(results: Path, expected: Path) -> None:
                            check_exact=True)
 
 
+# The settings the workflow runs with by default (config.schema.yaml: precision auto), so the
+# corrupt shard lands in the cache folder the embedding job really reads.
+WORKFLOW_EMBEDDING = EmbeddingSettings(precision="auto")
+
+
 def private_cache(table: Path, directory: Path) -> Path:
     """A cache holding just the slice's vectors, copied from the shared one; returns its root."""
-    key = EmbeddingSettings().key()
+    key = WORKFLOW_EMBEDDING.key()
     wanted = pa.array(sorted({text_hash(t) for t in pl.read_parquet(table)["text"].to_list()}))
     parts = [pq.read_table(shard, columns=["text_hash", "vector"])
              for shard in sorted((EMBEDDING_CACHE / key).glob("*.parquet"))]
@@ -212,7 +217,7 @@ def cluster_runs(slurm, table, local_results, tmp_path_factory) -> ClusterRuns:
     directory = tmp_path_factory.mktemp("cluster")
     # After the local run (local_results), the shared cache holds every text of the slice.
     cache = private_cache(table, directory / "cache")
-    corrupt = cache / EmbeddingSettings().key() / "corrupt.parquet"
+    corrupt = cache / WORKFLOW_EMBEDDING.key() / "corrupt.parquet"
     corrupt.write_bytes(b"not a parquet file")
     config = write_config(directory, table, embedding={"cache_dir": str(cache)})
     results = directory / "results"
