@@ -115,20 +115,57 @@ def _capped_lists(sim: np.ndarray, starts: np.ndarray, ends: np.ndarray, codes: 
         return None
     cols, rows = np.divmod(flat, n_q)
     dist = np.float32(1.0) - sim.reshape(-1)[flat]
-    column_code = np.repeat(codes, ends - starts)
-    # equal distances are ordered by pool column, so the lists never depend on sort stability
-    order = np.lexsort((cols, dist, rows))
+    return cap_candidates(rows, cols, dist, np.repeat(codes, ends - starts), n_q, k, width)
+
+
+def _order_by_row_then_distance(rows: np.ndarray, cols: np.ndarray,
+                                dist: np.ndarray) -> np.ndarray:
+    """Permutation sorting candidates by (row, distance, column).
+
+    One quicksort of a packed 64-bit key (row, distance bits, column) where the three fit,
+    several times faster than a three-key lexsort; the key is unique, so the order is exact
+    and deterministic. Non-negative float32 bit patterns sort like their values.
+    """
+    row_bits = max(1, int(rows.max(initial=0)).bit_length())
+    col_bits = max(1, int(cols.max(initial=0)).bit_length())
+    if row_bits + col_bits + 31 > 64:
+        return np.lexsort((cols, dist, rows))
+    dist_bits = np.maximum(dist, np.float32(0.0)).view(np.uint32).astype(np.uint64)
+    key = ((rows.astype(np.uint64) << np.uint64(31 + col_bits))
+           | (dist_bits << np.uint64(col_bits)) | cols.astype(np.uint64))
+    return np.argsort(key)
+
+
+def cap_candidates(rows: np.ndarray, cols: np.ndarray, dist: np.ndarray,
+                   column_code: np.ndarray, n_q: int, k: int,
+                   width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Capped lists from candidate entries: per query row, the `width` nearest candidates
+    with at most k per dataset, sorted by distance then column.
+
+    rows / cols / dist: (n,) query row, candidate column and distance of each candidate entry
+    (any order, each (row, col) once); column_code: dataset code of every column.
+    Returns ((n_q, width) columns, (n_q, width) distances), padded with -1 / inf.
+    """
+    order = _order_by_row_then_distance(rows, cols, dist)
     rows, cols, dist = rows[order], cols[order], dist[order]
-    code = column_code[cols]
-    by_dataset = np.lexsort((code, rows))
-    key_r, key_c = rows[by_dataset], code[by_dataset]
-    new_group = np.ones(len(by_dataset), dtype=bool)
-    new_group[1:] = (key_r[1:] != key_r[:-1]) | (key_c[1:] != key_c[:-1])
-    group_start = np.maximum.accumulate(np.where(new_group, np.arange(len(by_dataset)), 0))
-    occurrence = np.empty(len(by_dataset), dtype=np.int64)
-    occurrence[by_dataset] = np.arange(len(by_dataset)) - group_start
-    keep = occurrence < k
-    rows, cols, dist = rows[keep], cols[keep], dist[keep]
+    n = len(rows)
+    position = np.arange(n)
+    if n:
+        code = column_code[cols].astype(np.int64)
+        # occurrence of each (row, dataset) so far: one more sort, on a unique packed key
+        group = rows.astype(np.int64) * (int(code.max()) + 1) + code
+        if n < 2**32 and int(group.max()) < 2**31:
+            by_dataset = np.argsort((group << 32) | position)
+        else:
+            by_dataset = np.lexsort((position, group))
+        sorted_group = group[by_dataset]
+        new_group = np.ones(n, dtype=bool)
+        new_group[1:] = sorted_group[1:] != sorted_group[:-1]
+        group_start = np.maximum.accumulate(np.where(new_group, position, 0))
+        occurrence = np.empty(n, dtype=np.int64)
+        occurrence[by_dataset] = position - group_start
+        keep = occurrence < k
+        rows, cols, dist = rows[keep], cols[keep], dist[keep]
     row_start = np.searchsorted(rows, np.arange(n_q))
     rank = np.arange(len(rows)) - row_start[rows]
     keep = rank < width
