@@ -11,6 +11,7 @@ import numpy as np
 import polars as pl
 
 from llmrouter.routing import Pairs, task_pairs
+from llmrouter.smoother import agreement
 
 # Candidate bandwidths, in descriptor units (cosine distance for both `knn` and `ot`):
 # from much narrower than the typical gap between tasks to wider than their whole spread.
@@ -75,7 +76,18 @@ def pair_distances(pairs: Pairs, descriptor: str,
         names = pairs.datasets
         matrix = np.array([[ot_matrix[a][b] for b in names] for a in names])
         return (matrix + matrix.T) / 2.0
-    raise ValueError(f"unknown descriptor {descriptor!r}; known: knn, ot")
+    raise ValueError(f"unknown descriptor {descriptor!r}; known: knn, ot (agreement has no "
+                     "bandwidth)")
+
+
+def agreement_error(pairs: Pairs) -> float:
+    """Mean over pairs and models of |S2 S1 + (1 - S2)(1 - S1) - acc|: the error of the
+    `agreement` descriptor, leave-one-task-out because each pair's task was out of its pool.
+    It fits nothing, so no pair needs leaving out of a fit."""
+    if pairs.s1 is None or pairs.s2 is None:
+        raise ValueError("the smoother pairs have no s1/s2 columns: refit the smoother "
+                         "(results/smoother/pairs.parquet) to use the agreement descriptor")
+    return float(np.abs(agreement(pairs.s1, pairs.s2) - pairs.acc).mean())
 
 
 def fit_bandwidths(
@@ -92,12 +104,18 @@ def fit_bandwidths(
 
     One row per benchmark task (on the pairs that task is scored with, so never tuned on it)
     and one with task null (all pairs: for a user's new task). bandwidth "auto": chosen from
-    `grid`; a number: used as given, its error reported.
+    `grid`; a number: used as given, its error reported. Descriptor "agreement" has no
+    bandwidth: NaN, with the estimator's error on the pairs (the table keeps one shape).
     Columns: task, descriptor, bandwidth, loo_error, n_pairs, auto.
     """
     rows = []
     for task in [*datasets, None]:
         pairs = task_pairs(pairs_table, models, task, datasets, mode)
+        if descriptor == "agreement":
+            chosen, error = float("nan"), agreement_error(pairs)
+            rows.append({"task": task, "descriptor": descriptor, "bandwidth": chosen,
+                         "loo_error": error, "n_pairs": len(pairs.datasets), "auto": False})
+            continue
         dist = pair_distances(pairs, descriptor, ot_matrix)
         if bandwidth == "auto":
             chosen, error = select_bandwidth(dist, pairs.acc, grid)

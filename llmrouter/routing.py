@@ -25,7 +25,8 @@ class RoutingParams:
     draws: simulated draws; seed: base seed of those draws;
     mode: "strict" (nothing of a held-out task is used) or "reference" (the authors' code);
     descriptor: how p(t, m) finds tasks like t, "knn" (the paper's scalar u) or "ot" (OT
-    distance between task clouds); a bandwidth of "auto" is chosen per task by leave-one-task-out
+    distance between task clouds), or "agreement" (no smoother: S2 S1 + (1 - S2)(1 - S1),
+    bandwidth unused); a bandwidth of "auto" is chosen per task by leave-one-task-out
     error (llmrouter.bandwidth) and read from the smoother's bandwidth table.
     """
 
@@ -42,11 +43,17 @@ class RoutingParams:
 
 @dataclass(frozen=True)
 class Pairs:
-    """Smoother pairs: u (n_pairs,) descriptors, acc (n_pairs, n_models), and their datasets."""
+    """Smoother pairs: u (n_pairs,) descriptors, acc (n_pairs, n_models), and their datasets.
+
+    s1, s2: (n_pairs, n_models) S1 and S2 of each model on each pair's task, when known (they
+    give the leave-one-task-out error of the `agreement` descriptor).
+    """
 
     datasets: list[str]
     u: np.ndarray
     acc: np.ndarray
+    s1: np.ndarray | None = None
+    s2: np.ndarray | None = None
 
 
 def task_predictions(
@@ -71,7 +78,7 @@ def smoother_pairs(
     and from every training pool. None: one leave-one-task-out pass over all datasets.
     """
     exclude = () if heldout is None else (pool.datasets.index(heldout),)
-    names, us, accs = [], [], []
+    names, us, accs, s1s, s2s = [], [], [], [], []
     for name in pool.datasets:
         if name == heldout:
             continue
@@ -80,7 +87,9 @@ def smoother_pairs(
         names.append(name)
         us.append(u)
         accs.append(scores.predictor_accuracy(g, correct, params.threshold))
-    return Pairs(names, np.asarray(us), np.vstack(accs))
+        s1s.append(scores.s1(g))
+        s2s.append(scores.s2(g, params.threshold))
+    return Pairs(names, np.asarray(us), np.vstack(accs), np.vstack(s1s), np.vstack(s2s))
 
 
 def all_smoother_pairs(
@@ -105,47 +114,57 @@ def all_smoother_pairs(
         dists = np.take_along_axis(nb.distance, positions[:, : params.descriptor_k], axis=1)
         first = np.take_along_axis(nb.dataset, positions, axis=1)
         correct = pool.correct[pool.rows(name)].astype(bool)
-        hits = (knn.predict_correctness(rows, pool.correct) > params.threshold) == correct
-        base[name] = (dists, first, correct, hits, hits.sum(axis=0))
+        g = knn.predict_correctness(rows, pool.correct)
+        hits = (g > params.threshold) == correct
+        base[name] = (dists, first, correct, hits, hits.sum(axis=0), g)
     out: dict[str | None, Pairs] = {}
     for heldout in heldouts:
         code = None if heldout is None else pool.datasets.index(heldout)
-        names, us, accs = [], [], []
+        names, us, accs, s1s, s2s = [], [], [], [], []
         for name in pool.datasets:
             if name == heldout:
                 continue
-            dists, first, correct, hits, counts = base[name]
+            dists, first, correct, hits, counts, g = base[name]
             redo = np.flatnonzero((first == code).any(axis=1)) if code is not None else []
             if len(redo):
                 nb = neighbours[name]
                 part = knn.Neighbours(nb.index[redo], nb.dataset[redo], nb.distance[redo])
                 positions = knn.first_allowed(part, width, (code,))
                 rows = np.take_along_axis(part.index, positions[:, : params.k], axis=1)
-                new_hits = (knn.predict_correctness(rows, pool.correct)
-                            > params.threshold) == correct[redo]
+                new_g = knn.predict_correctness(rows, pool.correct)
+                new_hits = (new_g > params.threshold) == correct[redo]
                 counts = counts - hits[redo].sum(axis=0) + new_hits.sum(axis=0)
+                # S1 and S2 need the whole g (a copy with the redone rows): a patched sum
+                # would round differently from smoother_pairs' mean.
+                g = g.copy()
+                g[redo] = new_g
                 dists = dists.copy()
                 dists[redo] = np.take_along_axis(part.distance,
                                                  positions[:, : params.descriptor_k], axis=1)
             names.append(name)
             us.append(knn.knn_descriptor(dists))
             accs.append(counts / np.float64(len(correct)))
-        out[heldout] = Pairs(names, np.asarray(us), np.vstack(accs))
+            s1s.append(scores.s1(g))
+            s2s.append(scores.s2(g, params.threshold))
+        out[heldout] = Pairs(names, np.asarray(us), np.vstack(accs), np.vstack(s1s),
+                             np.vstack(s2s))
     return out
 
 
 def pairs_frame(pairs: Pairs, models: list[str], heldout: str | None) -> pl.DataFrame:
-    """Long table of pairs: heldout, dataset, model, u, acc."""
+    """Long table of pairs: heldout, dataset, model, u, acc (and s1, s2 when the pairs have
+    them)."""
     n_d, n_m = pairs.acc.shape
-    return pl.DataFrame(
-        {
-            "heldout": pl.Series([heldout] * (n_d * n_m), dtype=pl.String),
-            "dataset": np.repeat(pairs.datasets, n_m),
-            "model": np.tile(models, n_d),
-            "u": np.repeat(pairs.u, n_m),
-            "acc": pairs.acc.reshape(-1),
-        }
-    )
+    columns = {
+        "heldout": pl.Series([heldout] * (n_d * n_m), dtype=pl.String),
+        "dataset": np.repeat(pairs.datasets, n_m),
+        "model": np.tile(models, n_d),
+        "u": np.repeat(pairs.u, n_m),
+        "acc": pairs.acc.reshape(-1),
+    }
+    if pairs.s1 is not None and pairs.s2 is not None:
+        columns |= {"s1": pairs.s1.reshape(-1), "s2": pairs.s2.reshape(-1)}
+    return pl.DataFrame(columns)
 
 
 def pairs_from_frame(frame: pl.DataFrame, models: list[str], heldout: str | None,
@@ -156,8 +175,15 @@ def pairs_from_frame(frame: pl.DataFrame, models: list[str], heldout: str | None
     )
     if drop is not None:
         rows = rows.filter(pl.col("dataset") != drop)
-    wide = rows.pivot(on="model", index=["dataset", "u"], values="acc").sort("dataset")
-    return Pairs(wide["dataset"].to_list(), wide["u"].to_numpy(), wide.select(models).to_numpy())
+    def wide(values: str) -> pl.DataFrame:
+        return rows.pivot(on="model", index=["dataset", "u"], values=values).sort("dataset")
+
+    acc = wide("acc")
+    # Pairs tables written before S1 and S2 were kept have neither.
+    extra = [wide(c).select(models).to_numpy() if c in rows.columns else None
+             for c in ("s1", "s2")]
+    return Pairs(acc["dataset"].to_list(), acc["u"].to_numpy(), acc.select(models).to_numpy(),
+                 *extra)
 
 
 def task_seed(seed: int, task: str) -> np.random.Generator:
@@ -238,6 +264,9 @@ def score_task(
     return frame.with_columns(**{k: pl.Series(v) for k, v in flags.items()})
 
 
+# The smoother descriptors of the workflow (config smoother.descriptor).
+DESCRIPTORS = ("knn", "ot", "agreement")
+
 # Methods that pick one model per task: each has exactly one pick_<method> row per task.
 METHODS = ["s1", "s2", "s3", "s3_true_p", "bma", "oracle"]
 # Every evaluated method: per-instance routing picks a model per input (see score_task).
@@ -254,12 +283,20 @@ def smoother_p(
     descriptor: str,
     bandwidth: float,
     ot_row: dict[str, float] | None = None,
+    g: np.ndarray | None = None,
+    threshold: float = 0.5,
 ) -> np.ndarray:
     """p(t, m) (n_models,) with the chosen descriptor.
 
     descriptor "knn": kernel on |u(t) - u(d)| (the paper); "ot": kernel on the OT distance
-    D(t, d) from `ot_row` (dataset -> distance from t), over the same pairs.
+    D(t, d) from `ot_row` (dataset -> distance from t), over the same pairs; "agreement":
+    S2 S1 + (1 - S2)(1 - S1) of the task's own predictions `g` (n_points, n_models), no pairs
+    and no bandwidth.
     """
+    if descriptor == "agreement":
+        if g is None:
+            raise ValueError("descriptor 'agreement' needs the task's predictions g")
+        return smoother.agreement_p(g, threshold)
     if descriptor == "knn":
         return smoother.smooth(u, pairs.u, pairs.acc, bandwidth)
     if descriptor == "ot":
@@ -270,7 +307,7 @@ def smoother_p(
             raise ValueError(f"no OT distance to {missing[:3]}")
         dist = np.array([ot_row[d] for d in pairs.datasets])
         return smoother.smooth_by_distance(dist, pairs.acc, bandwidth)
-    raise ValueError(f"unknown descriptor {descriptor!r}; known: knn, ot")
+    raise ValueError(f"unknown descriptor {descriptor!r}; known: {', '.join(DESCRIPTORS)}")
 
 
 def task_pairs(pairs_table: pl.DataFrame, models: list[str], task: str | None,

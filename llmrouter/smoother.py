@@ -2,11 +2,14 @@
 
 Fitted on pairs (u(d), acc(d, m)) from benchmark tasks d held out one at a time:
     p(t, m) = sum_d w_d acc(d, m),  w_d proportional to exp(-(u(t) - u(d))^2 / (2 sigma^2)).
+Or, fitting nothing (`agreement`): p(t, m) = S2 S1 + (1 - S2)(1 - S1).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from llmrouter import scores
 
 
 def kernel_weights(u_target: float, u_pairs: np.ndarray, bandwidth: float) -> np.ndarray:
@@ -57,3 +60,18 @@ def smooth_by_distance(
     acc_pairs: (n_pairs, n_models). Returns (n_models,).
     """
     return distance_weights(distances, bandwidth) @ np.asarray(acc_pairs, dtype=np.float64)
+
+
+def agreement(s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
+    """S2 S1 + (1 - S2)(1 - S1), elementwise: how often a thresholded predictor that calls a
+    share S2 of the points correct agrees with the truth when it is independent of it and the
+    model's accuracy is S1."""
+    return s2 * s1 + (1.0 - s2) * (1.0 - s1)
+
+
+def agreement_p(g: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """p(t, m) of the `agreement` descriptor: `agreement` of S1 and S2 of g. No fitting, no
+    bandwidth. On HELM MMLU the predictor is close to independent of the truth inside a task,
+    so this beats the kernel smoothers (results/report/ablation.md).
+    g: (n_points, n_models). Returns (n_models,)."""
+    return agreement(scores.s1(g), scores.s2(g, threshold))

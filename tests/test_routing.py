@@ -8,6 +8,7 @@ from llmrouter.pool import Pool
 from llmrouter.routing import (
     METHODS,
     RoutingParams,
+    all_smoother_pairs,
     pairs_frame,
     pairs_from_frame,
     score_task,
@@ -64,6 +65,23 @@ def test_smoother_pairs_match_brute_force(synthetic, heldout):
     assert heldout not in pairs.datasets and len(pairs.datasets) == len(u)
     np.testing.assert_allclose(pairs.u, u, rtol=1e-5)
     np.testing.assert_allclose(pairs.acc, acc)
+
+
+def test_pairs_carry_s1_and_s2_of_each_pool(synthetic):
+    # S1 and S2 of every pair, as in a direct computation and as all_smoother_pairs shares it
+    pool, _, neighbours = synthetic
+    heldouts = [None, *pool.datasets]
+    shared = all_smoother_pairs(pool, neighbours, PARAMS, heldouts)
+    for heldout in heldouts:
+        one = smoother_pairs(pool, neighbours, PARAMS, heldout)
+        exclude = () if heldout is None else (pool.datasets.index(heldout),)
+        for i, name in enumerate(one.datasets):
+            g, _ = task_predictions(neighbours[name], pool, PARAMS, exclude)
+            np.testing.assert_array_equal(one.s1[i], scores.s1(g))
+            np.testing.assert_array_equal(one.s2[i], scores.s2(g, PARAMS.threshold))
+        np.testing.assert_array_equal(shared[heldout].s1, one.s1)
+        np.testing.assert_array_equal(shared[heldout].s2, one.s2)
+        np.testing.assert_array_equal(shared[heldout].acc, one.acc)
 
 
 def test_pairs_round_trip_through_frame(synthetic):

@@ -4,8 +4,9 @@ import numpy as np
 import polars as pl
 import pytest
 
+from conftest import REPO
 from llmrouter import bandwidth, scores, smoother
-from llmrouter.routing import Pairs, pairs_frame, smoother_p
+from llmrouter.routing import Pairs, pairs_frame, pairs_from_frame, smoother_p
 
 
 def test_smooth_by_distance_is_kernel_weighted_mean():
@@ -40,6 +41,12 @@ def test_smoother_p_by_descriptor():
         smoother_p(0.1, pairs, "ot", 0.05, {"a": 0.9})
     with pytest.raises(ValueError, match="unknown descriptor"):
         smoother_p(0.1, pairs, "bogus", 0.05)
+    # agreement: the task's own S1, S2; no pairs, no bandwidth (NaN is fine)
+    g = np.array([[0.8, 0.2], [0.4, 0.6]])
+    np.testing.assert_array_equal(smoother_p(0.1, pairs, "agreement", float("nan"), g=g),
+                                  smoother.agreement_p(g))
+    with pytest.raises(ValueError, match="predictions g"):
+        smoother_p(0.1, pairs, "agreement", float("nan"))
 
 
 def test_loo_predictions_leave_the_pair_out():
@@ -165,4 +172,97 @@ def test_agreement_p_by_hand():
 
     g = np.array([[0.8, 0.2], [0.6, 0.4], [0.2, 0.4], [1.0, 0.0]])
     s1, s2 = np.array([0.65, 0.25]), np.array([0.75, 0.0])
-    np.testing.assert_allclose(ablation.agreement_p(g), s2 * s1 + (1 - s2) * (1 - s1))
+    np.testing.assert_allclose(smoother.agreement_p(g), s2 * s1 + (1 - s2) * (1 - s1))
+    assert ablation.agreement_p is smoother.agreement_p  # the ablation uses the library's
+
+
+def _agreement_table(models: list[str]) -> pl.DataFrame:
+    """_pairs_table with S1 and S2 on every pair (agreement = acc on "a", off by 0.1 on "d")."""
+    table = _pairs_table(models)
+    s1 = {"a": 0.5, "b": 0.5, "c": 0.5, "d": 0.6}
+    return table.with_columns(s1=pl.col("dataset").replace_strict(s1),
+                              s2=pl.lit(0.5))
+
+
+def test_fit_bandwidths_of_the_agreement_descriptor():
+    models = ["m1", "m2"]
+    names = ["a", "b", "c", "d"]
+    fitted = bandwidth.fit_bandwidths(_agreement_table(models), models, names, "strict",
+                                      "agreement", 0.09)
+    assert fitted["task"].to_list() == [*names, None]
+    assert fitted["bandwidth"].is_nan().all() and not fitted["auto"].any()
+    assert fitted["descriptor"].unique().to_list() == ["agreement"]
+    # S2 = 0.5 makes p = 0.5 on every pair: the error is the mean |0.5 - acc| of the other pairs
+    acc = {"a": [0.9, 0.1], "b": [0.8, 0.3], "c": [0.5, 0.5], "d": [0.2, 0.9]}
+    for task in names:
+        expected = np.mean([abs(0.5 - x) for d in names if d != task for x in acc[d]])
+        row = fitted.filter(pl.col("task") == task)
+        assert row["loo_error"].item() == pytest.approx(expected)
+    with pytest.raises(ValueError, match="no s1/s2"):
+        bandwidth.fit_bandwidths(_pairs_table(models), models, names, "strict", "agreement",
+                                 0.09)
+
+
+def test_pairs_keep_s1_and_s2_through_the_frame():
+    models = ["m1", "m2"]
+    pairs = Pairs(["a", "b"], np.array([0.1, 0.5]), np.array([[0.9, 0.1], [0.8, 0.3]]),
+                  np.array([[0.6, 0.2], [0.7, 0.4]]), np.array([[0.5, 0.0], [1.0, 0.25]]))
+    back = pairs_from_frame(pairs_frame(pairs, models, None), models, None)
+    np.testing.assert_array_equal(back.s1, pairs.s1)
+    np.testing.assert_array_equal(back.s2, pairs.s2)
+    # a table written without them reads back without them
+    old = pairs_frame(Pairs(pairs.datasets, pairs.u, pairs.acc), models, None)
+    assert pairs_from_frame(old, models, None).s1 is None
+
+
+@pytest.mark.parametrize("descriptor", ["knn", "ot", "agreement"])
+def test_schema_accepts_every_descriptor(descriptor):
+    from snakemake.utils import validate
+
+    config = {"source": "table", "table": {"path": "x.parquet"},
+              "smoother": {"descriptor": descriptor}}
+    validate(config, str(REPO / "config.schema.yaml"))
+    assert config["smoother"]["bandwidth"] == 0.09  # the paper's default stays
+    with pytest.raises(Exception):
+        validate({"source": "table", "table": {"path": "x"},
+                  "smoother": {"descriptor": "calibration"}}, str(REPO / "config.schema.yaml"))
+
+
+def test_schema_default_is_the_papers_smoother():
+    from snakemake.utils import validate
+
+    config = {"source": "table", "table": {"path": "x.parquet"}}
+    validate(config, str(REPO / "config.schema.yaml"))
+    assert config["smoother"]["descriptor"] == "knn"
+    assert config["smoother"]["bandwidth"] == 0.09
+
+
+@pytest.mark.slow
+def test_agreement_descriptor_in_the_workflow(tmp_path):
+    """score_task and a new task's scores with smoother.descriptor agreement: p is the task's
+    own S2 S1 + (1 - S2)(1 - S1); bandwidth.parquet has NaN bandwidths and the error."""
+    import json
+
+    from conftest import mmlu_slice, run_workflow, write_config
+
+    frame = mmlu_slice(datasets=3, models=4)
+    frame.write_parquet(tmp_path / "slice.parquet")
+    (tmp_path / "tasks").mkdir()
+    prompts = ["Solve for x: 3x + 7 = 22.", "Factor x^2 - 49.", "What is 2 + 2?",
+               "Name the largest planet.", "Who wrote Hamlet?"]
+    (tmp_path / "tasks" / "tiny.jsonl").write_text(
+        "".join(json.dumps({"text": t}) + "\n" for t in prompts))
+    config = write_config(tmp_path, tmp_path / "slice.parquet",
+                          smoother={"descriptor": "agreement"})
+    results = tmp_path / "results"
+    first = sorted(frame["dataset"].unique().to_list())[0]
+    run_workflow(config, str(results / "scores" / f"{first}.parquet"),
+                 str(results / "scores" / "tiny.parquet"))
+    for name in (first, "tiny"):
+        scored = pl.read_parquet(results / "scores" / f"{name}.parquet")
+        np.testing.assert_allclose(
+            scored["p"], scored["s2"] * scored["s1"] + (1 - scored["s2"]) * (1 - scored["s1"]))
+        assert scored["pick_s3"].sum() == 1
+    fitted = pl.read_parquet(results / "smoother" / "bandwidth.parquet")
+    assert fitted["bandwidth"].is_nan().all()
+    assert fitted["loo_error"].is_between(0, 1).all() and fitted.height == 4

@@ -1,4 +1,5 @@
-"""The smoother's bandwidth per scored task (fixed or chosen by leave-one-task-out error)."""
+"""The smoother's bandwidth per scored task (fixed or chosen by leave-one-task-out error;
+NaN for the `agreement` descriptor, which has none: its error on the pairs is still reported)."""
 
 import logging
 import sys

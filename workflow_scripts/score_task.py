@@ -36,7 +36,12 @@ def main() -> None:
         tiebreak = pool.correct.mean(axis=0)
         correct = None
     p = None
-    if params.descriptor != "knn" or params.bandwidth == "auto":
+    if params.descriptor == "agreement":
+        # No smoother: p from the task's own S1 and S2 (results/smoother/bandwidth.parquet
+        # only reports this estimator's error on the benchmark pairs).
+        p = smoother_p(u, pairs, params.descriptor, float("nan"), g=g,
+                       threshold=params.threshold)
+    elif params.descriptor != "knn" or params.bandwidth == "auto":
         fitted = pl.from_arrow(read_table(snakemake.input.bandwidth))  # noqa: F821
         fitted = fitted.filter(pl.col("task") == task if task in pool.datasets
                                else pl.col("task").is_null())
