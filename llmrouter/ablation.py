@@ -1,10 +1,10 @@
 """The ablation: every variant of the method scored in-process from the workflow's artifacts.
 
 A variant changes one or more of: evaluation mode (strict / reference), the smoother's descriptor
-(knn / ot), its bandwidth (fixed / auto), the BMA fallback of S3 (on / off) and alpha (labelled
-points of the scored task in the pool). All variants share one pool, one set of neighbour
-lists, one OT matrix and one computation of the smoother pairs; a variant with the workflow's
-settings reproduces its scores exactly (same library calls).
+(knn / ot / calibration / agreement), its bandwidth (fixed / auto), the BMA fallback of S3
+(on / off) and alpha (labelled points of the scored task in the pool). All variants share one
+pool, one set of neighbour lists, one OT matrix and one computation of the smoother pairs; a
+variant with the workflow's settings reproduces its scores exactly (same library calls).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 
 from llmrouter import alpha as alpha_mod
-from llmrouter import bandwidth, evaluation, knn, scores
+from llmrouter import bandwidth, evaluation, knn, scores, shift
 from llmrouter.pool import Pool
 from llmrouter.routing import (
     ALL_METHODS,
@@ -27,6 +27,7 @@ from llmrouter.routing import (
     task_pairs,
     task_predictions,
 )
+from llmrouter.smoother import agreement_p
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,9 @@ def default_variants(alphas: tuple[float, ...] = (0.04, 0.1),
         variants.append(Variant(f"strict, alpha {a:g}", alpha=a))
         variants.append(Variant(f"strict, ot, auto bandwidth, alpha {a:g}", descriptor="ot",
                                 bandwidth="auto", alpha=a))
+        # The labelled points also correct S1's task-level shift (llmrouter.shift).
+        variants.append(Variant(f"strict, agreement, alpha {a:g}", descriptor="agreement",
+                                bandwidth=float("nan"), alpha=a))
     return variants
 
 
@@ -140,14 +144,6 @@ def calibration_p(target: np.ndarray, features: np.ndarray, acc: np.ndarray,
     return (w @ acc) / w.sum(axis=1)
 
 
-def agreement_p(g: np.ndarray, threshold: float = 0.5) -> np.ndarray:
-    """p(t, m) = S2 S1 + (1 - S2)(1 - S1): how often the thresholded predictor would agree
-    with the truth if it were independent of it and m's accuracy on t were S1. No fitting.
-    g: (n_points, n_models). Returns (n_models,)."""
-    s1, s2 = scores.s1(g), scores.s2(g, threshold)
-    return s2 * s1 + (1.0 - s2) * (1.0 - s1)
-
-
 def select_calibration_bandwidth(features: np.ndarray, acc: np.ndarray, groups: np.ndarray,
                                  grid: tuple[float, ...]) -> tuple[float, float]:
     """(bandwidth, error) of `calibration_p` by leave-one-task-out over the pairs' tasks:
@@ -185,8 +181,10 @@ def score_variant(inputs: Inputs, variant: Variant, base: RoutingParams, seed: i
                   grid: tuple[float, ...] = bandwidth.DEFAULT_GRID) -> pl.DataFrame:
     """Scores of every benchmark task under one variant (one seed of its labelled draw).
 
-    Same columns as routing.score_task, plus variant, seed, bandwidth (the one used).
-    Any bandwidth choice uses only the pairs the task is scored with, never the task itself.
+    Same columns as routing.score_task, plus variant, seed, bandwidth (the one used), and for
+    the agreement descriptor kappa and lam (the shrinkage of the labelled shift; null at
+    alpha 0). Any bandwidth, kappa or lam choice uses only the tasks the task is scored with,
+    never the task itself.
     """
     pool = inputs.pool
     params = replace(base, mode=variant.mode, descriptor=variant.descriptor,
@@ -211,10 +209,11 @@ def score_variant(inputs: Inputs, variant: Variant, base: RoutingParams, seed: i
             raise ValueError("alpha > 0 needs the embeddings")
         g, u = alpha_mod.labelled_predictions(inputs.neighbours[task], pool, task, vectors,
                                               labelled, rest, params.k, params.descriptor_k)
+        extra = {}
         if variant.descriptor == "calibration":
             p, chosen = _calibration(inputs, task, variant, g, params, grid)
         elif variant.descriptor == "agreement":
-            p = agreement_p(g, params.threshold)
+            p, extra = _agreement(inputs, task, variant, g, labelled, rest, params)
         else:
             ot_row = inputs.ot.get(task) if inputs.ot is not None else None
             p = smoother_p(u, pairs, variant.descriptor, chosen, ot_row)
@@ -225,8 +224,38 @@ def score_variant(inputs: Inputs, variant: Variant, base: RoutingParams, seed: i
                            pool.correct[rows[rest]], p)
         frames.append(frame.with_columns(pl.lit(variant.name).alias("variant"),
                                          pl.lit(seed).alias("seed"),
-                                         pl.lit(chosen).alias("bandwidth")))
+                                         pl.lit(chosen).alias("bandwidth"),
+                                         **{k: pl.lit(v, dtype=pl.Float64)
+                                            for k, v in extra.items()}))
     return pl.concat(frames)
+
+
+def _agreement(inputs: Inputs, task: str, variant: Variant, g: np.ndarray,
+               labelled: np.ndarray, rest: np.ndarray,
+               params: RoutingParams) -> tuple[np.ndarray, dict[str, float | None]]:
+    """p of the agreement descriptor and its (kappa, lam): without labelled points plain
+    S2 S1 + (1 - S2)(1 - S1); with them S1 is corrected by their shift (llmrouter.shift).
+
+    The shift is measured against the predictor without the labelled points in the pool (the
+    one S1 is taken from, on the scored rest); S2 stays that of g, the predictor being scored.
+    (kappa, lam) are chosen on the other tasks' simulated draws, once per (mode, alpha, task):
+    every seed of the variant shares them.
+    """
+    if not len(labelled):
+        return agreement_p(g, params.threshold), {"kappa": None, "lam": None}
+    pool = inputs.pool
+    key = ("shift", variant.mode, variant.alpha, task)
+    if key not in inputs.chosen:
+        stats = shift.training_stats(pool, inputs.neighbours, params, task, variant.alpha,
+                                     strict=variant.mode == "strict")
+        inputs.chosen[key] = shift.choose(stats)[:2]
+    kappa, lam = inputs.chosen[key]
+    g0, _ = task_predictions(inputs.neighbours[task], pool, params)
+    correct = pool.correct[pool.rows(task)]
+    moved = shift.shrink_shift(shift.raw_shift(g0[labelled], correct[labelled]),
+                               len(labelled), kappa, lam)
+    p = shift.shifted_p(scores.s1(g0[rest]), scores.s2(g, params.threshold), moved)
+    return p, {"kappa": kappa, "lam": lam}
 
 
 CALIBRATION_GRID = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
