@@ -88,3 +88,22 @@ def test_per_instance_routing_in_scores_picks_and_summary():
     unlabelled = score_task("t", g, 0.3, pairs, np.array([0.5, 0.6]), np.array([0.4, 0.7]),
                             ["a", "b"], RoutingParams(draws=50))
     assert unlabelled["per_instance_accuracy"].null_count() == 2
+
+
+def test_helm_mmlu_cost_config_validates_and_prices_every_kept_model():
+    import yaml
+    from snakemake.utils import validate
+
+    from conftest import HELM_MMLU, REPO
+
+    config = yaml.safe_load((REPO / "config" / "helm_mmlu_cost.yaml").read_text())
+    validate(config, str(REPO / "config.schema.yaml"))
+    include = config["models"]["include"]
+    costs = config["cost"]["models"]
+    assert sorted(include) == sorted(costs) and len(set(include)) == len(include)
+    assert all(c > 0 for c in costs.values())
+    assert config["cost"]["unit"] == "parameters (billions)"
+    assert costs["meta/llama-2-70b"] == 70 and costs["mistralai/mixtral-8x7b-32kseqlen"] == 46.7
+    if HELM_MMLU.exists():
+        known = set(pl.read_parquet(HELM_MMLU, columns=["model"])["model"].unique())
+        assert set(include) <= known
