@@ -71,13 +71,14 @@ def main() -> None:
     top_k = float(np.mean(np.concatenate([
         np.isclose(a.distance[:, :k], f, atol=1e-6).all(axis=1) for a, f in zip(lists, full)])))
     start = time.perf_counter()
-    index = ann.build_index(vectors, threads=args.threads)
+    cells = ann.assign_cells(vectors, pool.dataset_of, threads=args.threads)
+    index = ann.make_index(vectors, pool.dataset_of, cells)
     times["ann_build_s"] = time.perf_counter() - start
     recall = {}
     for n_probe in (8, 32):
         start = time.perf_counter()
-        approx = [ann.search(index, vectors[pool.rows(n)], pool.dataset_of, width,
-                             exclude_dataset=c, n_probe=n_probe, threads=args.threads)
+        approx = [ann.search(index, vectors[pool.rows(n)], width, exclude_dataset=c,
+                             n_probe=n_probe, query_cells=cells[pool.rows(n)])
                   for c, n in enumerate(pool.datasets)]
         times[f"ann_search_nprobe{n_probe}_s"] = time.perf_counter() - start
         sizes = [len(e.index) for e in lists]
@@ -94,7 +95,7 @@ def main() -> None:
     print(f"lists identical to per-dataset selection: {identical}; first {k} equal to naive "
           f"top {k}: {top_k:.5f} of queries")
     for n_probe, rec in recall.items():
-        print(f"approximate (IVF {index.nlist} cells, build {times['ann_build_s']:.2f} s), "
+        print(f"approximate ({index.n_cells} cells, build {times['ann_build_s']:.2f} s), "
               f"n_probe {n_probe}: {times[f'ann_search_nprobe{n_probe}_s']:.2f} s, "
               f"recall@{2 * width} {rec[2 * width]:.4f}, recall@{k} {rec[k]:.4f}")
     report("knn", {**times, "identical": identical, "naive_top_k_agreement": top_k,

@@ -119,3 +119,27 @@ def read_ot_row(path: str | Path, task: str) -> dict[str, float]:
     if task not in matrix:
         raise InputError(f"{path}: no OT distances from task {task!r}")
     return matrix[task]
+
+
+def write_cells(pool: Pool, cells: np.ndarray, path: str | Path) -> None:
+    """The approximate index (`ann.assign_cells`): the cell of every pool row, with the row's
+    dataset and instance id so that a stale index is recognised."""
+    names = np.asarray(pool.datasets)[pool.dataset_of]
+    write_table(pa.table({"dataset": pa.array(names, pa.string()),
+                          "instance_id": pa.array(pool.instance_ids.astype(str), pa.string()),
+                          "cell": pa.array(np.asarray(cells, dtype=np.int32))}), path)
+
+
+def read_cells(path: str | Path, pool: Pool) -> np.ndarray:
+    """(n_pool,) int32 cells written by `write_cells` for this pool; InputError naming the file
+    when it was built for another pool."""
+    table = read_table(path, ["dataset", "instance_id", "cell"])
+    names = np.asarray(pool.datasets)[pool.dataset_of]
+    same = (table.num_rows == len(names)
+            and np.array_equal(table.column("dataset").to_numpy(zero_copy_only=False), names)
+            and np.array_equal(table.column("instance_id").to_numpy(zero_copy_only=False),
+                               pool.instance_ids.astype(str)))
+    if not same:
+        raise InputError(f"{path}: the index was built for another pool (rows differ); "
+                         "delete it to rebuild")
+    return table.column("cell").to_numpy().astype(np.int32)

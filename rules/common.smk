@@ -140,7 +140,7 @@ def new_task_rankings(wildcards=None):
 def ann_index_input(wildcards):
     """The approximate index, when knn.index is approximate (else no extra input)."""
     if config.get("knn", {}).get("index", "exact") == "approximate":
-        return {"index": f"{RESULTS}/knn/ann_index.faiss"}
+        return {"index": f"{RESULTS}/knn/ann_index.parquet"}
     return {}
 
 

@@ -1,11 +1,11 @@
-# knn.index: approximate (large pools): one faiss index over the pool, shared by every task.
+# knn.index: approximate (large pools): one cell index over the pool, shared by every task.
 rule build_ann_index:
     input:
         pool=f"{RESULTS}/pool/correctness.parquet",
         models=f"{RESULTS}/pool/models.parquet",
         embeddings=embedding_files,
     output:
-        f"{RESULTS}/knn/ann_index.faiss",
+        f"{RESULTS}/knn/ann_index.parquet",
     log:
         f"{RESULTS}/logs/build_ann_index.log",
     benchmark:
@@ -18,7 +18,7 @@ rule build_ann_index:
         runtime=60,
     params:
         datasets=dataset_names,
-        n_lists=config.get("knn", {}).get("n_lists"),
+        cell_size=config.get("knn", {}).get("cell_size", 128),
     script:
         "../workflow_scripts/build_ann_index.py"
 

@@ -130,38 +130,73 @@ def test_capped_and_per_dataset_selection_agree():
     assert knn._capped_lists(sim, starts, ends, ids, 5, 10, max_survivors=0) is None
 
 
+def _clustered_pool(seed: int = 3):
+    rng = np.random.default_rng(seed)
+    codes = np.repeat(np.arange(8, dtype=np.int32), rng.integers(30, 90, 8))
+    centers = rng.normal(size=(8, 16))
+    return codes, knn.normalize(centers[codes] + 0.8 * rng.normal(size=(len(codes), 16)))
+
+
 def test_approximate_index_probing_every_cell_is_exact():
     pytest.importorskip("faiss")
     from llmrouter import ann
 
-    rng = np.random.default_rng(3)
-    codes = np.repeat(np.arange(8, dtype=np.int32), rng.integers(30, 90, 8))
-    centers = rng.normal(size=(8, 16))
-    pool = knn.normalize(centers[codes] + 0.8 * rng.normal(size=(len(codes), 16)))
-    queries = pool[codes == 2]
+    codes, pool = _clustered_pool()
     k = 3
-    index = ann.build_index(pool, n_lists=8)
-    exact = knn.search(queries, pool, codes, k, exclude_dataset=2)
-    full = ann.search(index, queries, codes, k, exclude_dataset=2, n_probe=8, candidates=60)
+    cells = ann.assign_cells(pool, codes, cell_size=10)
+    index = ann.make_index(pool, codes, cells)
+    # cells never mix datasets, and every dataset has several
+    assert all(len(set(codes[cells == c])) == 1 for c in np.unique(cells))
+    assert index.n_cells >= 8 * 3
+    exact = knn.search(pool[codes == 2], pool, codes, k, exclude_dataset=2)
+    for query_cells in (cells[codes == 2], None):  # pool rows, or a new task's queries
+        full = ann.search(index, pool[codes == 2], k, exclude_dataset=2,
+                          n_probe=index.n_cells, query_cells=query_cells)
+        np.testing.assert_array_equal(full.index, exact.index)
+        np.testing.assert_array_equal(full.distance, exact.distance)
     assert ann.recall(full, exact) == 1.0
-    np.testing.assert_allclose(full.distance, exact.distance, atol=1e-5)
-    assert not np.any(full.dataset == 2)
-    # a query whose probed cells hold too few other-dataset rows is searched again, wider
-    few = ann.search(index, queries, codes, k, exclude_dataset=2, n_probe=1)
-    assert np.all(few.index >= 0)
-    assert 0.5 < ann.recall(few, exact) <= 1.0
 
 
-def test_cap_lists_keeps_at_most_k_per_dataset_in_distance_order():
+def test_approximate_index_few_probes_still_fills_every_list():
+    pytest.importorskip("faiss")
     from llmrouter import ann
 
-    codes = np.array([0, 0, 0, 1, 1, 2], dtype=np.int32)
-    ids = np.array([[0, 1, 3, 2, 4, 5, -1]])
-    dist = np.array([[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, np.inf]], dtype=np.float32)
-    nb = ann.cap_lists(ids, dist, codes, k=2, width=4)
-    np.testing.assert_array_equal(nb.index, [[0, 1, 3, 4]])
-    np.testing.assert_array_equal(nb.dataset, [[0, 0, 1, 1]])
-    np.testing.assert_allclose(nb.distance, [[0.1, 0.2, 0.3, 0.5]])
+    codes, pool = _clustered_pool()
+    k = 3
+    cells = ann.assign_cells(pool, codes, cell_size=10)
+    index = ann.make_index(pool, codes, cells)
+    exact = knn.search(pool[codes == 2], pool, codes, k, exclude_dataset=2)
+    # one probe reaches one cell of about 10 rows: short lists are searched again, wider
+    few = ann.search(index, pool[codes == 2], k, exclude_dataset=2, n_probe=1,
+                     query_cells=cells[codes == 2])
+    assert np.all(few.index >= 0)
+    assert not np.any(few.dataset == 2)
+    assert np.all(np.bincount(few.dataset[0], minlength=8) <= k)
+    assert 0.3 < ann.recall(few, exact) <= 1.0
+    # distances are the true ones of the rows found, ascending
+    true = 1.0 - np.einsum("qd,qkd->qk", pool[codes == 2], pool[few.index])
+    np.testing.assert_allclose(few.distance, true, atol=1e-5)
+    assert np.all(np.diff(few.distance, axis=1) >= 0)
+
+
+def test_approximate_index_rejects_another_pool(tmp_path):
+    pytest.importorskip("faiss")
+    from llmrouter import ann
+    from llmrouter.artifacts import InputError
+    from llmrouter.pool import Pool
+    from llmrouter.store import read_cells, write_cells
+
+    codes, pool = _clustered_pool()
+    cells = ann.assign_cells(pool, codes, cell_size=10)
+    ids = np.array([f"i{j}" for j in range(len(codes))])
+    models = ["m"]
+    this = Pool([f"d{j}" for j in range(8)], codes, ids, models,
+                np.zeros((len(codes), 1), dtype=np.uint8))
+    write_cells(this, cells, tmp_path / "index.parquet")
+    np.testing.assert_array_equal(read_cells(tmp_path / "index.parquet", this), cells)
+    other = Pool(this.datasets, codes, np.char.add(ids, "x"), models, this.correct)
+    with pytest.raises(InputError, match="index.parquet.*another pool"):
+        read_cells(tmp_path / "index.parquet", other)
 
 
 @pytest.mark.parametrize("descriptor_k", [3, 7])

@@ -105,3 +105,23 @@ def test_killed_run_resumes_to_the_same_outputs(tmp_path, slice_table, finished_
     run_workflow(config, extra=("--unlock",))
     run_workflow(config, extra=("--rerun-incomplete",))
     assert_same_outputs(finished_run, tmp_path / "results")
+
+
+def test_approximate_index_probing_every_cell_gives_the_exact_scores(tmp_path, slice_table,
+                                                                    finished_run):
+    """knn.index: approximate runs through the workflow (index rule, per-task search) and,
+    with every cell probed, gives the exact run's neighbours and scores."""
+    pytest.importorskip("faiss")
+    config = write_config(tmp_path, slice_table,
+                          knn={"index": "approximate", "cell_size": 16, "n_probe": 100000})
+    datasets = sorted(mmlu_slice()["dataset"].unique().to_list())
+    run_workflow(config, *[str(tmp_path / "results" / "scores" / f"{d}.parquet")
+                           for d in datasets])
+    index = pl.read_parquet(tmp_path / "results" / "knn" / "ann_index.parquet")
+    assert index.columns == ["dataset", "instance_id", "cell"]
+    assert index["cell"].n_unique() > len(datasets)
+    for name in datasets:
+        for stage in ("neighbours", "scores"):
+            mine = pl.read_parquet(tmp_path / "results" / stage / f"{name}.parquet")
+            exact = pl.read_parquet(finished_run / stage / f"{name}.parquet")
+            assert mine.equals(exact), f"{stage}/{name} differs from the exact run"

@@ -2,23 +2,26 @@
 
 import logging
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from llmrouter import ann, knn
 from llmrouter.logs import run_logged
-from llmrouter.store import pool_embeddings, read_pool
+from llmrouter.store import pool_embeddings, read_pool, write_cells
 
 
 def main() -> None:
     pool = read_pool(snakemake.input.pool, snakemake.input.models)  # noqa: F821
     paths = dict(zip(snakemake.params.datasets, snakemake.input.embeddings))  # noqa: F821
     vectors = knn.normalize(pool_embeddings(pool, paths))
-    index = ann.build_index(vectors, n_lists=snakemake.params.n_lists,  # noqa: F821
-                            threads=snakemake.threads)  # noqa: F821
-    logging.info("IVF index: %d pool rows in %d cells", index.ntotal, index.nlist)
-    ann.write_index(index, snakemake.output[0])  # noqa: F821
+    start = time.perf_counter()
+    cells = ann.assign_cells(vectors, pool.dataset_of, snakemake.params.cell_size,  # noqa: F821
+                             threads=snakemake.threads)  # noqa: F821
+    logging.info("approximate index: %d pool rows in %d cells (one dataset each), %.1f s",
+                 len(cells), int(cells.max()) + 1, time.perf_counter() - start)
+    write_cells(pool, cells, snakemake.output[0])  # noqa: F821
 
 
 run_logged(snakemake.log[0], main)  # noqa: F821

@@ -8,7 +8,13 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from llmrouter import ann, knn
 from llmrouter.logs import run_logged
-from llmrouter.store import pool_embeddings, read_embeddings, read_pool, write_neighbours
+from llmrouter.store import (
+    pool_embeddings,
+    read_cells,
+    read_embeddings,
+    read_pool,
+    write_neighbours,
+)
 
 
 def main() -> None:
@@ -16,19 +22,21 @@ def main() -> None:
     pool = read_pool(snakemake.input.pool, snakemake.input.models)  # noqa: F821
     paths = dict(zip(snakemake.params.datasets, snakemake.input.embeddings))  # noqa: F821
     vectors = knn.normalize(pool_embeddings(pool, paths))
+    query_rows = None
     if task in pool.datasets:
         # A held-out benchmark task: its queries are its pool rows, its own dataset excluded.
-        ids = pool.instance_ids[pool.rows(task)]
-        queries = vectors[pool.rows(task)]
+        query_rows = pool.rows(task)
+        ids, queries = pool.instance_ids[query_rows], vectors[query_rows]
         own = pool.datasets.index(task)
     else:
         ids, queries = read_embeddings(snakemake.input.queries)  # noqa: F821
         queries, own = knn.normalize(queries), None
     if snakemake.params.index == "approximate":  # noqa: F821
-        index = ann.read_index(snakemake.input.index)  # noqa: F821
-        neighbours = ann.search(index, queries, pool.dataset_of, snakemake.params.k,  # noqa: F821
+        cells = read_cells(snakemake.input.index, pool)  # noqa: F821
+        index = ann.make_index(vectors, pool.dataset_of, cells)
+        neighbours = ann.search(index, queries, snakemake.params.k,  # noqa: F821
                                 exclude_dataset=own, n_probe=snakemake.params.n_probe,  # noqa: F821
-                                threads=snakemake.threads)  # noqa: F821
+                                query_cells=None if query_rows is None else cells[query_rows])
     else:
         neighbours = knn.search(queries, vectors, pool.dataset_of, snakemake.params.k,  # noqa: F821
                                 exclude_dataset=own, block_size=snakemake.params.block_size)  # noqa: F821
