@@ -8,6 +8,11 @@ same set. With --routing the whole helm_mmlu table is also embedded with the fas
 (through the cache) and the strict leave-one-task-out picks are compared with float32's.
 
     .venv/bin/python benchmarks/bench_embedding.py [--texts 2000] [--threads 2] [--routing]
+        [--onnx-python /tmp/onnxvenv/bin/python]
+
+--onnx-python adds ONNX Runtime int8 (dynamic quantization, batch 16), measured by
+embedding_onnx_worker.py in an interpreter that has sentence-transformers[onnx]: that extra
+pins older transformers than the workflow's, so it is kept out of the workflow's environment.
 """
 
 from __future__ import annotations
@@ -106,6 +111,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--routing", action="store_true",
                         help="also compare helm_mmlu routing picks (embeds 14k texts once)")
+    parser.add_argument("--onnx-python", help="interpreter with sentence-transformers[onnx]: "
+                        "adds ONNX Runtime int8")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=64, help=argparse.SUPPRESS)
@@ -130,6 +137,18 @@ def main() -> None:
                  "--out", str(out)], capture_output=True, text=True, check=True)
             results[name] = json.loads(done.stdout.strip().splitlines()[-1])
             vectors[name] = np.load(out)
+        if args.onnx_python:
+            texts_file, out = Path(tmp) / "texts.json", Path(tmp) / "onnx.npy"
+            texts_file.write_text(json.dumps(sample_texts(args.texts)))
+            done = subprocess.run(
+                [args.onnx_python, str(Path(__file__).with_name("embedding_onnx_worker.py")),
+                 str(texts_file), str(out), "16", str(args.threads)],
+                capture_output=True, text=True)
+            if done.returncode != 0:
+                print(f"ONNX Runtime int8: failed\n{done.stderr[-2000:]}")
+            else:
+                results["onnx int8 batch 16"] = json.loads(done.stdout.strip().splitlines()[-1])
+                vectors["onnx int8 batch 16"] = np.load(out)
     base_name = SETTINGS[0][0]
     base = vectors[base_name]
     rows = []

@@ -22,16 +22,17 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--onnx-python", help="interpreter with sentence-transformers[onnx] "
+                        "(bench_embedding.py: adds ONNX Runtime int8)")
     args = parser.parse_args()
+    onnx = ["--onnx-python", args.onnx_python] if args.onnx_python else []
     runs = [
         ["bench_loto.py"],
         ["bench_knn.py"],
-        ["bench_embedding.py"] + ([] if args.quick else ["--routing"]),
+        ["bench_embedding.py", *onnx] + ([] if args.quick else ["--routing"]),
         ["bench_scale.py", "--cases", "real", "instances-x10", "models-5000"],
     ] + ([] if args.quick else [
-        # all 1.4 million queries take hours here (README): time a 2% share, scaled
-        ["bench_scale.py", "--cases", "instances-x100", "--query-share", "0.02",
-         "--recall-sample", "1000"],
+        ["bench_scale.py", "--cases", "instances-x100"],
         ["bench_noop.py"],
     ])
     results = []
