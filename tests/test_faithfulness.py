@@ -7,7 +7,6 @@ reference's tied-top set, BMA and Oracle picks are the reference's, mean S3 accu
 """
 
 import json
-from pathlib import Path
 
 import polars as pl
 import pytest

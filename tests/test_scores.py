@@ -1,7 +1,6 @@
 """S1, S2, S3, predictor accuracy and picks on small hand-computed examples."""
 
 import numpy as np
-import pytest
 
 from llmrouter import scores
 
