@@ -1,0 +1,88 @@
+"""Where the error of p(t, m) comes from: an analysis of a finished strict run.
+
+p(t, m) estimates the accuracy of m's thresholded kNN predictor on the held-out task t. This
+script splits its error on a finished workflow run (results folder with pool/ and neighbours/):
+
+1. the `agreement` estimate p = S2 S1 + (1 - S2)(1 - S1) (no fitting);
+2. the same formula with the model's TRUE accuracy a on t in place of S1: what is left when
+   S1 is perfect, i.e. how far the predictor is from independent of the truth;
+3. the error of S1 as an estimate of a, before and after removing each task's mean shift
+   (the part shared by every model on that task), and the tasks with the largest shifts.
+
+    .venv/bin/python benchmarks/p_error_analysis.py [--results benchmarks/out/noop/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from _common import REPO  # noqa: F401  (puts the repository on sys.path)
+
+from llmrouter import scores
+from llmrouter.routing import RoutingParams, task_predictions
+from llmrouter.store import read_neighbours, read_pool
+
+
+def per_task_model(results: Path, params: RoutingParams) -> pl.DataFrame:
+    """One row per (task, model): S1, S2, true accuracy a, and p_true, each task held out
+    (strict: its own dataset is never in its neighbour lists)."""
+    pool = read_pool(results / "pool" / "correctness.parquet",
+                     results / "pool" / "models.parquet")
+    frames = []
+    for task in pool.datasets:
+        _, neighbours = read_neighbours(results / "neighbours" / f"{task}.parquet")
+        g, _ = task_predictions(neighbours, pool, params)
+        correct = pool.correct[pool.rows(task)]
+        frames.append(pl.DataFrame({
+            "task": [task] * len(pool.models), "model": pool.models,
+            "s1": scores.s1(g), "s2": scores.s2(g, params.threshold),
+            "a": correct.mean(axis=0, dtype=np.float64),
+            "p_true": scores.predictor_accuracy(g, correct, params.threshold)}))
+    return pl.concat(frames)
+
+
+def analysis(table: pl.DataFrame) -> dict:
+    """The error decomposition of the `agreement` estimate of p (see the module docstring)."""
+    t = table.with_columns(
+        p_agreement=pl.col("s2") * pl.col("s1") + (1 - pl.col("s2")) * (1 - pl.col("s1")),
+        p_true_a=pl.col("s2") * pl.col("a") + (1 - pl.col("s2")) * (1 - pl.col("a")),
+        shift=pl.col("a") - pl.col("s1"))
+    t = t.with_columns(task_shift=pl.col("shift").mean().over("task"))
+    worst = (t.group_by("task").agg(pl.col("task_shift").first(), pl.col("a").mean())
+             .sort(pl.col("task_shift").abs(), descending=True).head(5))
+    return {
+        "p_error_agreement": float((t["p_agreement"] - t["p_true"]).abs().mean()),
+        "p_error_with_true_accuracy": float((t["p_true_a"] - t["p_true"]).abs().mean()),
+        "s1_error": float(t["shift"].abs().mean()),
+        "s1_error_without_task_shift": float((t["shift"] - t["task_shift"]).abs().mean()),
+        "largest_task_shifts": worst.rows(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path,
+                        default=Path(__file__).parent / "out" / "noop" / "results")
+    args = parser.parse_args()
+    if not (args.results / "pool" / "correctness.parquet").exists():
+        raise SystemExit(f"{args.results}: no finished run (pool/correctness.parquet missing); "
+                         "build one first, e.g. benchmarks/bench_noop.py --repeats 1")
+    out = analysis(per_task_model(args.results, RoutingParams(mode="strict")))
+    print(f"mean |p - p_true| of agreement (S1 as the accuracy):      "
+          f"{out['p_error_agreement']:.4f}")
+    print(f"the same formula with the true accuracy a in place of S1:  "
+          f"{out['p_error_with_true_accuracy']:.4f}")
+    print(f"mean |S1 - a|:                                             {out['s1_error']:.4f}")
+    print(f"mean |S1 - a| after removing each task's mean shift:       "
+          f"{out['s1_error_without_task_shift']:.4f}")
+    print("largest task shifts (task, mean of a - S1 over models, mean accuracy):")
+    for task, shift, acc in out["largest_task_shifts"]:
+        print(f"  {task:40s} {shift:+.3f}  {acc:.3f}")
+
+
+if __name__ == "__main__":
+    main()
