@@ -84,8 +84,9 @@ class Inputs:
     leave-one-task-out pass, heldout null, and one set per held-out task), as fit_smoother
     writes it in strict mode;
     ot: task -> {dataset -> OT distance}, or None without the ot descriptor;
-    vectors: (n_pool, dim) unit-norm embeddings in pool order, or None without alpha > 0;
-    scores: pair_scores' table, or None without the calibration descriptor.
+    vectors: (n_pool, dim) unit-norm embeddings in pool order, or None without alpha > 0.
+    The pairs table also holds S1 and S2 of every model on every pair's task, which the
+    `calibration` descriptor smooths over.
     """
 
     pool: Pool
@@ -93,7 +94,6 @@ class Inputs:
     pairs: pl.DataFrame
     ot: dict[str, dict[str, float]] | None = None
     vectors: np.ndarray | None = None
-    scores: pl.DataFrame | None = None
     # Bandwidths already chosen, by (descriptor, mode, task): variants that differ only in
     # the fallback or alpha share them (the choice does not depend on either).
     chosen: dict = field(default_factory=dict, compare=False)
@@ -108,26 +108,6 @@ def all_pairs(pool: Pool, neighbours: dict[str, knn.Neighbours],
     """
     return pl.concat([pairs_frame(smoother_pairs(pool, neighbours, params, held), pool.models,
                                   held) for held in [None, *pool.datasets]])
-
-
-def pair_scores(pool: Pool, neighbours: dict[str, knn.Neighbours],
-                params: RoutingParams) -> pl.DataFrame:
-    """S1 and S2 of every model on every pair's task, for each set of pairs (as all_pairs):
-    heldout, dataset, model, s1, s2, acc. The `calibration` descriptor smooths over these."""
-    frames = []
-    for held in [None, *pool.datasets]:
-        exclude = () if held is None else (pool.datasets.index(held),)
-        for name in pool.datasets:
-            if name == held:
-                continue
-            g, _ = task_predictions(neighbours[name], pool, params, exclude)
-            correct = pool.correct[pool.rows(name)]
-            frames.append(pl.DataFrame({
-                "heldout": pl.Series([held] * len(pool.models), dtype=pl.String),
-                "dataset": [name] * len(pool.models), "model": pool.models,
-                "s1": scores.s1(g), "s2": scores.s2(g, params.threshold),
-                "acc": scores.predictor_accuracy(g, correct, params.threshold)}))
-    return pl.concat(frames)
 
 
 def calibration_p(target: np.ndarray, features: np.ndarray, acc: np.ndarray,
@@ -264,10 +244,10 @@ CALIBRATION_GRID = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16)
 def _calibration(inputs: Inputs, task: str, variant: Variant, g: np.ndarray,
                  params: RoutingParams, grid: tuple[float, ...]) -> tuple[np.ndarray, float]:
     """p of the calibration descriptor and its bandwidth, from the t-free pairs of the mode."""
-    if inputs.scores is None:
-        raise ValueError("the calibration descriptor needs pair_scores")
+    if "s1" not in inputs.pairs.columns:
+        raise ValueError("the calibration descriptor needs S1 and S2 in the pairs table")
     held = task if variant.mode == "strict" else None
-    rows = inputs.scores.filter(
+    rows = inputs.pairs.filter(
         (pl.col("heldout").is_null() if held is None else pl.col("heldout") == held)
         & (pl.col("dataset") != task))
     features = rows.select("s1", "s2").to_numpy()

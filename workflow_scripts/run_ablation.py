@@ -23,12 +23,9 @@ def main() -> None:
     paths = dict(zip(snakemake.params.datasets, snakemake.input.embeddings))  # noqa: F821
     start = time.perf_counter()
     variants = ablation.default_variants(tuple(opts["alphas"]))
-    calibration = any(v.descriptor == "calibration" for v in variants)
     inputs = ablation.Inputs(pool, neighbours, ablation.all_pairs(pool, neighbours, params),
                              read_ot_matrix(snakemake.input.distances),  # noqa: F821
-                             knn.normalize(pool_embeddings(pool, paths)),
-                             ablation.pair_scores(pool, neighbours, params) if calibration
-                             else None)
+                             knn.normalize(pool_embeddings(pool, paths)))
     logging.info("pairs of both modes: %.1f s", time.perf_counter() - start)
     table, scores = ablation.ablation_table(inputs, variants, params, opts["repeats"],
                                             tuple(snakemake.params.grid))  # noqa: F821
