@@ -113,18 +113,15 @@ def fit_bandwidths(
         pairs = task_pairs(pairs_table, models, task, datasets, mode)
         if descriptor == "agreement":
             chosen, error = float("nan"), agreement_error(pairs)
-            rows.append({"task": task, "descriptor": descriptor, "bandwidth": chosen,
-                         "loo_error": error, "n_pairs": len(pairs.datasets), "auto": False})
-            continue
-        dist = pair_distances(pairs, descriptor, ot_matrix)
-        if bandwidth == "auto":
-            chosen, error = select_bandwidth(dist, pairs.acc, grid)
+        elif bandwidth == "auto":
+            chosen, error = select_bandwidth(pair_distances(pairs, descriptor, ot_matrix),
+                                             pairs.acc, grid)
         else:
             chosen = float(bandwidth)
-            error = loo_error(dist, pairs.acc, chosen)
+            error = loo_error(pair_distances(pairs, descriptor, ot_matrix), pairs.acc, chosen)
         rows.append({"task": task, "descriptor": descriptor, "bandwidth": chosen,
                      "loo_error": error, "n_pairs": len(pairs.datasets),
-                     "auto": bandwidth == "auto"})
+                     "auto": bandwidth == "auto" and descriptor != "agreement"})
     return pl.DataFrame(rows, schema={"task": pl.String, "descriptor": pl.String,
                                       "bandwidth": pl.Float64, "loo_error": pl.Float64,
                                       "n_pairs": pl.Int64, "auto": pl.Boolean})
