@@ -74,3 +74,25 @@ def small_table(tmp_path: Path) -> Path:
     path = tmp_path / "slice.parquet"
     mmlu_slice().write_parquet(path)
     return path
+
+
+def clustered_pool(seed: int, sizes: list[int], k: int):
+    """A synthetic pool of len(sizes) datasets (clusters in 6 dimensions) x 3 models with
+    accuracies 0.4 / 0.6 / 0.8, and every dataset's neighbour lists (k per dataset, own
+    dataset excluded): (Pool, unit-norm vectors, {dataset: Neighbours})."""
+    import numpy as np
+
+    from llmrouter import knn
+    from llmrouter.pool import Pool
+
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(len(sizes), 6))
+    vectors = knn.normalize(np.vstack([c + 0.7 * rng.normal(size=(n, 6))
+                                       for c, n in zip(centres, sizes)]))
+    dataset_of = np.repeat(np.arange(len(sizes)), sizes).astype(np.int32)
+    correct = (rng.random((len(vectors), 3)) < np.array([0.4, 0.6, 0.8])).astype(np.uint8)
+    pool = Pool([f"d{i}" for i in range(len(sizes))], dataset_of,
+                np.array([f"x{i}" for i in range(len(vectors))]), ["m0", "m1", "m2"], correct)
+    neighbours = {name: knn.search(vectors[pool.rows(name)], vectors, dataset_of, k,
+                                   exclude_dataset=i) for i, name in enumerate(pool.datasets)}
+    return pool, vectors, neighbours

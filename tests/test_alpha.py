@@ -7,9 +7,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from conftest import mmlu_slice, run_workflow, write_config
-from llmrouter import ablation, alpha, knn
-from llmrouter.pool import Pool
+from conftest import clustered_pool, mmlu_slice, run_workflow, write_config
+from llmrouter import ablation, alpha
 from llmrouter.routing import RoutingParams, pairs_from_frame, score_task, task_predictions
 
 PARAMS = RoutingParams(k=3, descriptor_k=4, bandwidth=0.2)
@@ -17,19 +16,7 @@ PARAMS = RoutingParams(k=3, descriptor_k=4, bandwidth=0.2)
 
 @pytest.fixture(scope="module")
 def synthetic():
-    rng = np.random.default_rng(11)
-    sizes = [20, 15, 25, 18]
-    centres = rng.normal(size=(len(sizes), 6))
-    vectors = knn.normalize(np.vstack([c + 0.7 * rng.normal(size=(n, 6))
-                                       for c, n in zip(centres, sizes)]))
-    dataset_of = np.repeat(np.arange(len(sizes)), sizes).astype(np.int32)
-    correct = (rng.random((len(vectors), 3)) < np.array([0.4, 0.6, 0.8])).astype(np.uint8)
-    pool = Pool([f"d{i}" for i in range(len(sizes))], dataset_of,
-                np.array([f"x{i}" for i in range(len(vectors))]), ["m0", "m1", "m2"], correct)
-    k = max(PARAMS.k, PARAMS.descriptor_k)
-    neighbours = {name: knn.search(vectors[pool.rows(name)], vectors, dataset_of, k,
-                                   exclude_dataset=i) for i, name in enumerate(pool.datasets)}
-    return pool, vectors, neighbours
+    return clustered_pool(11, [20, 15, 25, 18], max(PARAMS.k, PARAMS.descriptor_k))
 
 
 def test_number_and_draw_of_labelled_points():

@@ -137,18 +137,27 @@ def _clustered_pool(seed: int = 3):
     return codes, knn.normalize(centers[codes] + 0.8 * rng.normal(size=(len(codes), 16)))
 
 
-def test_approximate_index_probing_every_cell_is_exact():
+def _cell_index(k: int = 3):
+    """The clustered pool in an approximate index of about 10 rows per cell, and the exact
+    lists of dataset 2: (codes, pool, cells, index, exact)."""
     pytest.importorskip("faiss")
     from llmrouter import ann
 
     codes, pool = _clustered_pool()
-    k = 3
     cells = ann.assign_cells(pool, codes, cell_size=10)
     index = ann.make_index(pool, codes, cells)
+    exact = knn.search(pool[codes == 2], pool, codes, k, exclude_dataset=2)
+    return codes, pool, cells, index, exact
+
+
+def test_approximate_index_probing_every_cell_is_exact():
+    from llmrouter import ann
+
+    k = 3
+    codes, pool, cells, index, exact = _cell_index(k)
     # cells never mix datasets, and every dataset has several
     assert all(len(set(codes[cells == c])) == 1 for c in np.unique(cells))
     assert index.n_cells >= 8 * 3
-    exact = knn.search(pool[codes == 2], pool, codes, k, exclude_dataset=2)
     for query_cells in (cells[codes == 2], None):  # pool rows, or a new task's queries
         full = ann.search(index, pool[codes == 2], k, exclude_dataset=2,
                           n_probe=index.n_cells, query_cells=query_cells)
@@ -158,14 +167,10 @@ def test_approximate_index_probing_every_cell_is_exact():
 
 
 def test_approximate_index_few_probes_still_fills_every_list():
-    pytest.importorskip("faiss")
     from llmrouter import ann
 
-    codes, pool = _clustered_pool()
     k = 3
-    cells = ann.assign_cells(pool, codes, cell_size=10)
-    index = ann.make_index(pool, codes, cells)
-    exact = knn.search(pool[codes == 2], pool, codes, k, exclude_dataset=2)
+    codes, pool, cells, index, exact = _cell_index(k)
     # one probe reaches one cell of about 10 rows: short lists are searched again, wider
     few = ann.search(index, pool[codes == 2], k, exclude_dataset=2, n_probe=1,
                      query_cells=cells[codes == 2])

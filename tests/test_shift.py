@@ -6,8 +6,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from llmrouter import ablation, knn, scores, shift
-from llmrouter.pool import Pool
+from conftest import clustered_pool
+from llmrouter import ablation, scores, shift
 from llmrouter.routing import RoutingParams
 from llmrouter.smoother import agreement_p
 
@@ -77,19 +77,7 @@ def test_choice_ties_go_to_the_most_shrunk():
 
 @pytest.fixture(scope="module")
 def synthetic():
-    rng = np.random.default_rng(5)
-    sizes = [60, 45, 70, 50, 55]
-    centres = rng.normal(size=(len(sizes), 6))
-    vectors = knn.normalize(np.vstack([c + 0.7 * rng.normal(size=(n, 6))
-                                       for c, n in zip(centres, sizes)]))
-    dataset_of = np.repeat(np.arange(len(sizes)), sizes).astype(np.int32)
-    correct = (rng.random((len(vectors), 3)) < np.array([0.4, 0.6, 0.8])).astype(np.uint8)
-    pool = Pool([f"d{i}" for i in range(len(sizes))], dataset_of,
-                np.array([f"x{i}" for i in range(len(vectors))]), ["m0", "m1", "m2"], correct)
-    k = max(PARAMS.k, PARAMS.descriptor_k)
-    neighbours = {name: knn.search(vectors[pool.rows(name)], vectors, dataset_of, k,
-                                   exclude_dataset=i) for i, name in enumerate(pool.datasets)}
-    return pool, vectors, neighbours
+    return clustered_pool(5, [60, 45, 70, 50, 55], max(PARAMS.k, PARAMS.descriptor_k))
 
 
 def test_kappa_lam_never_see_the_scored_task(synthetic):
