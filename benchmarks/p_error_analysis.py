@@ -23,25 +23,35 @@ import polars as pl
 from _common import REPO  # noqa: F401  (puts the repository on sys.path)
 
 from llmrouter import scores
+from llmrouter.knn import Neighbours
+from llmrouter.pool import Pool
 from llmrouter.routing import RoutingParams, task_predictions
 from llmrouter.store import read_neighbours, read_pool
 
 
-def per_task_model(results: Path, params: RoutingParams) -> pl.DataFrame:
-    """One row per (task, model): S1, S2, true accuracy a, and p_true, each task held out
-    (strict: its own dataset is never in its neighbour lists)."""
+def load_run(results: Path) -> tuple[Pool, dict[str, Neighbours]]:
+    """The pool and every task's neighbour lists of a finished run."""
     pool = read_pool(results / "pool" / "correctness.parquet",
                      results / "pool" / "models.parquet")
+    return pool, {task: read_neighbours(results / "neighbours" / f"{task}.parquet")[1]
+                  for task in pool.datasets}
+
+
+def per_task_model(pool: Pool, neighbours: dict[str, Neighbours],
+                   params: RoutingParams) -> pl.DataFrame:
+    """One row per (task, model), tasks in pool order and models in pool order within each:
+    S1, S2, true accuracy a, p_true and the task's u, each task held out (strict: its own
+    dataset is never in its neighbour lists)."""
     frames = []
     for task in pool.datasets:
-        _, neighbours = read_neighbours(results / "neighbours" / f"{task}.parquet")
-        g, _ = task_predictions(neighbours, pool, params)
+        g, u = task_predictions(neighbours[task], pool, params)
         correct = pool.correct[pool.rows(task)]
         frames.append(pl.DataFrame({
             "task": [task] * len(pool.models), "model": pool.models,
             "s1": scores.s1(g), "s2": scores.s2(g, params.threshold),
             "a": correct.mean(axis=0, dtype=np.float64),
-            "p_true": scores.predictor_accuracy(g, correct, params.threshold)}))
+            "p_true": scores.predictor_accuracy(g, correct, params.threshold),
+            "u": [u] * len(pool.models)}))
     return pl.concat(frames)
 
 
@@ -71,7 +81,7 @@ def main() -> None:
     if not (args.results / "pool" / "correctness.parquet").exists():
         raise SystemExit(f"{args.results}: no finished run (pool/correctness.parquet missing); "
                          "build one first, e.g. benchmarks/bench_noop.py --repeats 1")
-    out = analysis(per_task_model(args.results, RoutingParams(mode="strict")))
+    out = analysis(per_task_model(*load_run(args.results), RoutingParams(mode="strict")))
     print(f"mean |p - p_true| of agreement (S1 as the accuracy):      "
           f"{out['p_error_agreement']:.4f}")
     print(f"the same formula with the true accuracy a in place of S1:  "

@@ -23,27 +23,31 @@ from __future__ import annotations
 
 import argparse
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
+from sklearn.linear_model import Ridge
 
-from _common import HELM_MMLU, REPO  # noqa: F401  (puts the repository on sys.path)
+from _common import HELM_MMLU
+from p_error_analysis import load_run, per_task_model
 
 from llmrouter import knn, scores, smoother
 from llmrouter.pool import Pool
-from llmrouter.store import read_embeddings, read_neighbours, read_ot_matrix, read_pool
+from llmrouter.routing import RoutingParams, task_predictions
+from llmrouter.store import read_embeddings, read_ot_matrix
 
-RIDGE = 10.0  # ridge penalty of every regression (the ranking does not change from 1 to 1000)
+PARAMS = RoutingParams(mode="strict")
+RIDGE = 10.0  # ridge penalty of the embedding and surface regressions (1 to 1000: same ranking)
 OT_BANDWIDTHS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 
 @dataclass(frozen=True)
 class Run:
-    """What the study needs from a finished strict run. a, s1, s2, p_true: (n_tasks, n_models),
-    s1/s2/p_true of the k = 5 predictor with the task out of the pool; vectors: (n_pool, dim);
-    surface: (n_pool, n_features) standardised; u: (n_tasks,)."""
+    """What the study needs from a finished strict run. a, s1, s2, p_true: (n_tasks, n_models)
+    for the workflow's predictor, each task out of its own pool; u: (n_tasks,); vectors:
+    (n_pool, dim) in pool order; surface: (n_pool, n_features) standardised."""
 
     pool: Pool
     neighbours: dict[str, knn.Neighbours]
@@ -51,21 +55,14 @@ class Run:
     s1: np.ndarray
     s2: np.ndarray
     p_true: np.ndarray
+    u: np.ndarray
     vectors: np.ndarray
     surface: np.ndarray
-    u: np.ndarray
     ot: dict[str, dict[str, float]]
 
 
-def predictions(pool: Pool, lists: knn.Neighbours, k: int,
-                exclude: tuple[int, ...] = ()) -> np.ndarray:
-    """g (n, n_models) float64 of one task's points from its lists, `exclude` out of the pool."""
-    rows = np.take_along_axis(lists.index, knn.first_allowed(lists, k, exclude), axis=1)
-    return knn.predict_correctness(rows, pool.correct).astype(np.float64)
-
-
 def surface_features(text: str) -> list[float]:
-    """Difficulty cues an embedding of normalised length can miss."""
+    """Difficulty cues that an embedding of normalised length can miss."""
     n = max(len(text), 1)
     words = text.split()
     return [np.log1p(len(text)), np.log1p(len(words)),
@@ -75,38 +72,37 @@ def surface_features(text: str) -> list[float]:
             float(len(re.findall(r"\b(not|NOT|except|EXCEPT|least|LEAST)\b", text)))]
 
 
-def load(results: Path, table: Path) -> Run:
-    """The run's pool, lists, embeddings, OT matrix and per-task scores; texts from `table`."""
-    pool = read_pool(results / "pool" / "correctness.parquet", results / "pool" / "models.parquet")
-    neighbours = {t: read_neighbours(results / "neighbours" / f"{t}.parquet")[1]
-                  for t in pool.datasets}
-    vectors = np.zeros((len(pool.instance_ids), 0), dtype=np.float32)
+def pool_vectors(results: Path, pool: Pool) -> np.ndarray:
+    """(n_pool, dim) the run's embeddings in pool order."""
+    parts, rows = [], []
     for task in pool.datasets:
-        ids, v = read_embeddings(results / "embeddings" / f"{task}.parquet")
-        rows = pool.rows(task)
-        if not np.array_equal(pool.instance_ids[rows], ids):
+        ids, vectors = read_embeddings(results / "embeddings" / f"{task}.parquet")
+        if not np.array_equal(pool.instance_ids[pool.rows(task)], ids):
             raise SystemExit(f"{results}/embeddings/{task}.parquet: rows not in pool order")
-        if vectors.shape[1] == 0:
-            vectors = np.zeros((len(pool.instance_ids), v.shape[1]), dtype=np.float32)
-        vectors[rows] = v
-    texts = (pl.scan_parquet(table).select("instance_id", "text").unique("instance_id")
-             .collect())
+        parts.append(vectors)
+        rows.append(pool.rows(task))
+    out = np.empty((len(pool.instance_ids), parts[0].shape[1]), dtype=np.float32)
+    out[np.concatenate(rows)] = np.vstack(parts)
+    return out
+
+
+def pool_surface(table: Path, pool: Pool) -> np.ndarray:
+    """(n_pool, n_features) standardised `surface_features` of the pool's question texts."""
+    texts = pl.scan_parquet(table).select("instance_id", "text").unique("instance_id").collect()
     text_of = dict(zip(texts["instance_id"].to_list(), texts["text"].to_list()))
-    surface = np.array([surface_features(text_of[i]) for i in pool.instance_ids])
-    surface = (surface - surface.mean(0)) / np.where(surface.std(0) > 0, surface.std(0), 1.0)
-    rows = {"a": [], "s1": [], "s2": [], "p_true": [], "u": []}
-    for task in pool.datasets:
-        lists = neighbours[task]
-        g = predictions(pool, lists, 5)
-        correct = pool.correct[pool.rows(task)]
-        rows["a"].append(correct.mean(axis=0, dtype=np.float64))
-        rows["s1"].append(scores.s1(g))
-        rows["s2"].append(scores.s2(g))
-        rows["p_true"].append(scores.predictor_accuracy(g, correct))
-        positions = knn.first_allowed(lists, 19)
-        rows["u"].append(knn.knn_descriptor(np.take_along_axis(lists.distance, positions, 1)))
-    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in rows.items()}
-    return Run(pool, neighbours, vectors=vectors, surface=surface,
+    features = np.array([surface_features(text_of[i]) for i in pool.instance_ids])
+    spread = features.std(axis=0)
+    return (features - features.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+
+
+def load(results: Path, table: Path) -> Run:
+    """The run's pool, lists, per-task scores, embeddings and OT matrix; texts from `table`."""
+    pool, neighbours = load_run(results)
+    scored = per_task_model(pool, neighbours, PARAMS)
+    shape = (len(pool.datasets), len(pool.models))
+    arrays = {c: scored[c].to_numpy().reshape(shape) for c in ("a", "s1", "s2", "p_true")}
+    return Run(pool, neighbours, u=scored["u"].to_numpy().reshape(shape)[:, 0],
+               vectors=pool_vectors(results, pool), surface=pool_surface(table, pool),
                ot=read_ot_matrix(results / "distances.parquet"), **arrays)
 
 
@@ -116,79 +112,74 @@ def p_error(run: Run, a_hat: np.ndarray) -> float:
     return float(np.abs(p - run.p_true).mean())
 
 
-def ridge(z: np.ndarray, y: np.ndarray, penalty: float = RIDGE) -> np.ndarray:
-    """Ridge coefficients of y on z plus an intercept column (penalised like the rest, which
-    changes nothing at these penalties and sample sizes)."""
-    zb = np.hstack([z, np.ones((len(z), 1))])
-    return np.linalg.solve(zb.T @ zb + penalty * np.eye(zb.shape[1]), zb.T @ y)
+@dataclass(frozen=True)
+class Others:
+    """The training side of one held-out task, strictly: every other task d with g from a pool
+    without d and without the held-out task. residual: (n_rows,) mean_m (correct - g) of d's
+    rows; rows: (n_rows,) their pool rows; s1, s2: (n_others, n_models); u: (n_others,)."""
+
+    residual: np.ndarray
+    rows: np.ndarray
+    s1: np.ndarray
+    s2: np.ndarray
+    u: np.ndarray
 
 
-def apply(z: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Predictions of `ridge` coefficients."""
-    return np.hstack([z, np.ones((len(z), 1))]) @ w
-
-
-def others_without(run: Run, code: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The training side of held-out task `code`, strictly: every other task d's residual rows
-    mean_m (correct - g) with g from a pool without d and without the held-out task; their pool
-    rows; and each other task's (S1, S2) (n_others, n_models) on the same terms."""
-    residuals, rows, s1, s2 = [], [], [], []
+def others_without(run: Run, code: int) -> Others:
+    """`Others` of held-out task `code`."""
+    residual, rows, s1, s2, u = [], [], [], [], []
     for other, task in enumerate(run.pool.datasets):
         if other == code:
             continue
+        g, task_u = task_predictions(run.neighbours[task], run.pool, PARAMS, (code,))
         task_rows = run.pool.rows(task)
-        g = predictions(run.pool, run.neighbours[task], 5, (code,))
-        residuals.append((run.pool.correct[task_rows] - g).mean(axis=1))
+        residual.append((run.pool.correct[task_rows] - g).mean(axis=1))
         rows.append(task_rows)
         s1.append(scores.s1(g))
-        s2.append(scores.s2(g))
-    return np.concatenate(residuals), np.concatenate(rows), np.array(s1), np.array(s2)
+        s2.append(scores.s2(g, PARAMS.threshold))
+        u.append(task_u)
+    return Others(np.concatenate(residual), np.concatenate(rows), np.array(s1), np.array(s2),
+                  np.array(u))
 
 
 def task_level(s1: np.ndarray, s2: np.ndarray, u: np.ndarray) -> np.ndarray:
     """(n_tasks, 4) features of a task's predictions that need no labels."""
-    return np.column_stack([s1.mean(1), s2.mean(1), s1.std(1), u])
+    return np.column_stack([s1.mean(axis=1), s2.mean(axis=1), s1.std(axis=1), u])
 
 
 def estimates(run: Run) -> dict[str, np.ndarray]:
     """a_hat (n_tasks, n_models) of every estimator, each task held out."""
-    pool, n_tasks = run.pool, len(run.pool.datasets)
-    out = {name: np.zeros_like(run.s1) for name in
-           ("linear probe (ridge on embeddings, per model)",
-            "residual regression on embeddings", "residual regression on surface features",
-            "task-level regression (S1, S2, spread, u)")}
-    ot_best = np.full(len(OT_BANDWIDTHS), 0.0)
-    ot_tables = [np.zeros_like(run.s1) for _ in OT_BANDWIDTHS]
-    correct = pool.correct.astype(np.float64)
+    pool = run.pool
+    probe, residual_emb, residual_surface, level = (np.zeros_like(run.s1) for _ in range(4))
+    by_ot = [np.zeros_like(run.s1) for _ in OT_BANDWIDTHS]
     for code, task in enumerate(pool.datasets):
-        rows = pool.rows(task)
-        train = pool.dataset_of != code
-        probe = ridge(run.vectors[train].astype(np.float64), correct[train])
-        out["linear probe (ridge on embeddings, per model)"][code] = apply(
-            run.vectors[rows].astype(np.float64), probe).clip(0, 1).mean(0)
-        residual, other_rows, s1_o, s2_o = others_without(run, code)
-        for name, features in (("residual regression on embeddings", run.vectors),
-                               ("residual regression on surface features", run.surface)):
-            w = ridge(features[other_rows].astype(np.float64), residual)
-            shift = apply(features[rows].astype(np.float64), w).mean()
-            out[name][code] = run.s1[code] + shift
-        others = np.arange(n_tasks) != code
-        true_shift_o = (run.a[others] - s1_o).mean(1)
-        w = ridge(task_level(s1_o, s2_o, run.u[others]), true_shift_o, penalty=1e-3)
-        shift = apply(task_level(run.s1[code:code + 1], run.s2[code:code + 1],
-                                 run.u[code:code + 1]), w)[0]
-        out["task-level regression (S1, S2, spread, u)"][code] = run.s1[code] + shift
-        dist = np.array([run.ot[task][d] for d in np.asarray(pool.datasets)[others]])
-        for j, bw in enumerate(OT_BANDWIDTHS):
-            ot_tables[j][code] = run.s1[code] + smoother.distance_weights(dist, bw) @ true_shift_o
-    for j, table in enumerate(ot_tables):
-        ot_best[j] = p_error(run, table)
-    best = int(np.argmin(ot_best))
-    out[f"OT neighbours' shifts (bandwidth {OT_BANDWIDTHS[best]:g}, best of grid)"] = \
-        ot_tables[best]
+        rows, train = pool.rows(task), pool.dataset_of != code
+        probe[code] = Ridge(RIDGE).fit(run.vectors[train], pool.correct[train]).predict(
+            run.vectors[rows]).clip(0, 1).mean(axis=0)
+        others = others_without(run, code)
+        for out, features in ((residual_emb, run.vectors), (residual_surface, run.surface)):
+            fit = Ridge(RIDGE).fit(features[others.rows], others.residual)
+            out[code] = run.s1[code] + fit.predict(features[rows]).mean()
+        kept = np.arange(len(pool.datasets)) != code
+        true_shift = (run.a[kept] - others.s1).mean(axis=1)
+        fit = Ridge(1e-3).fit(task_level(others.s1, others.s2, others.u), true_shift)
+        level[code] = run.s1[code] + fit.predict(
+            task_level(run.s1[code:code + 1], run.s2[code:code + 1], run.u[code:code + 1]))[0]
+        dist = np.array([run.ot[task][d] for d in np.asarray(pool.datasets)[kept]])
+        for out, bw in zip(by_ot, OT_BANDWIDTHS):
+            out[code] = run.s1[code] + smoother.distance_weights(dist, bw) @ true_shift
+    best = int(np.argmin([p_error(run, table) for table in by_ot]))
+    out = {"linear probe (ridge on embeddings, per model)": probe,
+           "residual regression on embeddings": residual_emb,
+           "residual regression on surface features": residual_surface,
+           "task-level regression (S1, S2, spread, u)": level,
+           f"OT neighbours' shifts (bandwidth {OT_BANDWIDTHS[best]:g}, best of grid)":
+               by_ot[best]}
     for k in (10, 19, 38):
+        params = replace(PARAMS, k=k)
         out[f"S1 from k = {k} neighbours"] = np.array(
-            [scores.s1(predictions(pool, run.neighbours[t], k)) for t in pool.datasets])
+            [scores.s1(task_predictions(run.neighbours[t], pool, params)[0])
+             for t in pool.datasets])
     return out
 
 
@@ -205,12 +196,11 @@ def main() -> None:
             raise SystemExit(f"{needed}: missing; build a full run first, e.g. "
                              "benchmarks/bench_noop.py --repeats 1")
     run = load(args.results, args.table)
-    true_shift = (run.a - run.s1).mean(1)
-    rows = [("S1 (agreement, the workflow's estimator)", run.s1)]
-    rows += list(estimates(run).items())
+    true_shift = (run.a - run.s1).mean(axis=1)
+    rows = [("S1 (agreement, the workflow's estimator)", run.s1), *estimates(run).items()]
     print(f"{'estimator of a (no labels of the task)':62s} p error  corr(shift)")
     for name, a_hat in rows:
-        shift = (a_hat - run.s1).mean(1)
+        shift = (a_hat - run.s1).mean(axis=1)
         corr = f"{np.corrcoef(shift, true_shift)[0, 1]:+.3f}" if shift.std() > 0 else "  -"
         print(f"{name:62s} {p_error(run, a_hat):.4f}   {corr}")
     print(f"{'bound: S1 + the task own true mean shift (uses its labels)':62s} "
