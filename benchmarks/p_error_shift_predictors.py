@@ -16,6 +16,16 @@ mean |p - p_true| of p = S2 a_hat + (1 - S2)(1 - a_hat) and the correlation of i
   on t itself: an optimistic figure, and it still does not help);
 and, as a bound that does use t's labels, S1 plus t's own true mean shift.
 
+A second table estimates p directly rather than through a_hat:
+
+- a median (least absolute error, the metric's own loss) regression of p_true on the task's
+  unlabelled features (agreement p, S1, S2, 2 S2 - 1, u(t), mean and spread of S1 over models),
+  fitted strictly on the other tasks;
+- with the ablation's scores (results/report/ablation_scores.parquet), mixtures
+  w p_agreement + (1 - w) p_other of the workflow's own p estimates, w the best of a grid chosen
+  on the scored tasks themselves (optimistic: an upper bound on what such a mixture does),
+  with the correlation of the two estimates' errors.
+
     .venv/bin/python benchmarks/p_error_shift_predictors.py [--results benchmarks/out/noop/results]
 """
 
@@ -28,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from sklearn.linear_model import Ridge
+from sklearn.linear_model import QuantileRegressor, Ridge
 
 from _common import HELM_MMLU
 from p_error_analysis import load_run, per_task_model
@@ -41,6 +51,9 @@ from llmrouter.store import read_embeddings, read_ot_matrix
 PARAMS = RoutingParams(mode="strict")
 RIDGE = 10.0  # ridge penalty of the embedding and surface regressions (1 to 1000: same ranking)
 OT_BANDWIDTHS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+MIX_WEIGHTS = tuple(np.round(np.arange(0.0, 1.01, 0.05), 2))
+# The ablation variants whose p is mixed with agreement's (all strict, no labels of the task).
+MIX_VARIANTS = ("strict, ot, auto bandwidth", "strict, calibration, auto bandwidth", "strict")
 
 
 @dataclass(frozen=True)
@@ -116,30 +129,34 @@ def p_error(run: Run, a_hat: np.ndarray) -> float:
 class Others:
     """The training side of one held-out task, strictly: every other task d with g from a pool
     without d and without the held-out task. residual: (n_rows,) mean_m (correct - g) of d's
-    rows; rows: (n_rows,) their pool rows; s1, s2: (n_others, n_models); u: (n_others,)."""
+    rows; rows: (n_rows,) their pool rows; s1, s2, p_true: (n_others, n_models); u:
+    (n_others,)."""
 
     residual: np.ndarray
     rows: np.ndarray
     s1: np.ndarray
     s2: np.ndarray
+    p_true: np.ndarray
     u: np.ndarray
 
 
 def others_without(run: Run, code: int) -> Others:
     """`Others` of held-out task `code`."""
-    residual, rows, s1, s2, u = [], [], [], [], []
+    residual, rows, s1, s2, p_true, u = [], [], [], [], [], []
     for other, task in enumerate(run.pool.datasets):
         if other == code:
             continue
         g, task_u = task_predictions(run.neighbours[task], run.pool, PARAMS, (code,))
         task_rows = run.pool.rows(task)
-        residual.append((run.pool.correct[task_rows] - g).mean(axis=1))
+        correct = run.pool.correct[task_rows]
+        residual.append((correct - g).mean(axis=1))
         rows.append(task_rows)
         s1.append(scores.s1(g))
         s2.append(scores.s2(g, PARAMS.threshold))
+        p_true.append(scores.predictor_accuracy(g, correct, PARAMS.threshold))
         u.append(task_u)
     return Others(np.concatenate(residual), np.concatenate(rows), np.array(s1), np.array(s2),
-                  np.array(u))
+                  np.array(p_true), np.array(u))
 
 
 def task_level(s1: np.ndarray, s2: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -147,10 +164,20 @@ def task_level(s1: np.ndarray, s2: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.column_stack([s1.mean(axis=1), s2.mean(axis=1), s1.std(axis=1), u])
 
 
-def estimates(run: Run) -> dict[str, np.ndarray]:
-    """a_hat (n_tasks, n_models) of every estimator, each task held out."""
+def p_features(s1: np.ndarray, s2: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """(n_tasks * n_models, 7) unlabelled features of p, one row per (task, model)."""
+    every = np.ones_like(s1)
+    return np.column_stack([c.ravel() for c in (
+        smoother.agreement(s1, s2), s1, s2, 2 * s2 - 1, u[:, None] * every,
+        s1.mean(axis=1, keepdims=True) * every, s1.std(axis=1, keepdims=True) * every)])
+
+
+def estimates(run: Run) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """a_hat (n_tasks, n_models) of every estimator, and p (n_tasks, n_models) of the median
+    regression, each task held out."""
     pool = run.pool
-    probe, residual_emb, residual_surface, level = (np.zeros_like(run.s1) for _ in range(4))
+    probe, residual_emb, residual_surface, level, median = (
+        np.zeros_like(run.s1) for _ in range(5))
     by_ot = [np.zeros_like(run.s1) for _ in OT_BANDWIDTHS]
     for code, task in enumerate(pool.datasets):
         rows, train = pool.rows(task), pool.dataset_of != code
@@ -165,6 +192,10 @@ def estimates(run: Run) -> dict[str, np.ndarray]:
         fit = Ridge(1e-3).fit(task_level(others.s1, others.s2, others.u), true_shift)
         level[code] = run.s1[code] + fit.predict(
             task_level(run.s1[code:code + 1], run.s2[code:code + 1], run.u[code:code + 1]))[0]
+        fit = QuantileRegressor(quantile=0.5, alpha=0.0, solver="highs").fit(
+            p_features(others.s1, others.s2, others.u), others.p_true.ravel())
+        median[code] = fit.predict(p_features(run.s1[code:code + 1], run.s2[code:code + 1],
+                                              run.u[code:code + 1]))
         dist = np.array([run.ot[task][d] for d in np.asarray(pool.datasets)[kept]])
         for out, bw in zip(by_ot, OT_BANDWIDTHS):
             out[code] = run.s1[code] + smoother.distance_weights(dist, bw) @ true_shift
@@ -180,6 +211,29 @@ def estimates(run: Run) -> dict[str, np.ndarray]:
         out[f"S1 from k = {k} neighbours"] = np.array(
             [scores.s1(task_predictions(run.neighbours[t], pool, params)[0])
              for t in pool.datasets])
+    return out, median
+
+
+def mixtures(run: Run, ablation_scores: Path) -> dict[str, tuple[float, float, float]]:
+    """Per MIX_VARIANTS: (best w, mean |p - p_true|) of w p_agreement + (1 - w) p_variant,
+    w chosen on the scored tasks (optimistic), and the correlation of the two estimates'
+    errors p - p_true over (task, model). Tasks and models in the run's order."""
+    frame = pl.read_parquet(ablation_scores, columns=["variant", "seed", "task", "model", "p"])
+    order = pl.DataFrame({"task": np.repeat(run.pool.datasets, len(run.pool.models)),
+                          "model": run.pool.models * len(run.pool.datasets)})
+    agreement = smoother.agreement(run.s1, run.s2)
+    out = {}
+    for variant in MIX_VARIANTS:
+        rows = order.join(frame.filter((pl.col("variant") == variant) & (pl.col("seed") == 0)),
+                          on=["task", "model"], how="left", maintain_order="left")
+        if rows["p"].null_count():
+            raise SystemExit(f"{ablation_scores}: variant {variant!r} lacks some (task, model)")
+        other = rows["p"].to_numpy().reshape(run.s1.shape)
+        errors = [np.abs(w * agreement + (1 - w) * other - run.p_true).mean()
+                  for w in MIX_WEIGHTS]
+        best = int(np.argmin(errors))
+        corr = np.corrcoef((agreement - run.p_true).ravel(), (other - run.p_true).ravel())[0, 1]
+        out[variant] = (float(MIX_WEIGHTS[best]), float(errors[best]), float(corr))
     return out
 
 
@@ -197,7 +251,8 @@ def main() -> None:
                              "benchmarks/bench_noop.py --repeats 1")
     run = load(args.results, args.table)
     true_shift = (run.a - run.s1).mean(axis=1)
-    rows = [("S1 (agreement, the workflow's estimator)", run.s1), *estimates(run).items()]
+    by_a, median = estimates(run)
+    rows = [("S1 (agreement, the workflow's estimator)", run.s1), *by_a.items()]
     print(f"{'estimator of a (no labels of the task)':62s} p error  corr(shift)")
     for name, a_hat in rows:
         shift = (a_hat - run.s1).mean(axis=1)
@@ -205,6 +260,16 @@ def main() -> None:
         print(f"{name:62s} {p_error(run, a_hat):.4f}   {corr}")
     print(f"{'bound: S1 + the task own true mean shift (uses its labels)':62s} "
           f"{p_error(run, run.s1 + true_shift[:, None]):.4f}   +1.000")
+    print(f"\n{'estimator of p (no labels of the task)':72s} p error  corr(errors)")
+    print(f"{'median regression of p_true on unlabelled features':72s} "
+          f"{np.abs(median - run.p_true).mean():.4f}")
+    ablation_scores = args.results / "report" / "ablation_scores.parquet"
+    if not ablation_scores.exists():
+        print(f"(no {ablation_scores}: mixtures with the ablation's p skipped)")
+        return
+    for variant, (w, error, corr) in mixtures(run, ablation_scores).items():
+        name = f"{w:g} agreement + {1 - w:g} '{variant}' (best w)"
+        print(f"{name:72s} {error:.4f}   {corr:+.3f}")
 
 
 if __name__ == "__main__":
