@@ -1,7 +1,10 @@
 """Embedding stage: throughput of each setting against the reference setting, and agreement.
 
 Each setting runs in its own process (clean threads, its own peak memory) on the same sample of
-helm_mmlu questions: load the model, warm up, time `encode` of the sample. Baseline: the
+helm_mmlu questions: load the model, warm up, time `encode` of the sample (or, for the
+`workflow` rows, the workflow's own padded batches: llmrouter.embedding's padded_lengths,
+length_batches and encode_batch, which make a text's vector independent of the texts embedded
+with it). Baseline: the
 reference protocol (torch float32, batch 64). Agreement with float32: mean / min cosine of the
 vectors, and the share of texts whose 5 nearest neighbours (cosine, within the sample) are the
 same set. With --routing the whole helm_mmlu table is also embedded with the fastest setting
@@ -30,13 +33,17 @@ import polars as pl
 
 from _common import EMBEDDING_CACHE, helm_mmlu_pool, peak_rss_mib, report, require_data
 
+from llmrouter import embedding
 from llmrouter.embedding import EmbeddingSettings, cpu_has_fast_bfloat16, load_model
 
-SETTINGS = [  # (name, precision, batch size); the first is the baseline
-    ("torch fp32 batch 64 (reference)", "float32", 64),
-    ("torch fp32 batch 16", "float32", 16),
-    ("torch bf16 batch 16", "bfloat16", 16),
-    ("torch bf16 batch 32", "bfloat16", 32),
+SETTINGS = [  # (name, precision, batch size, batching); the first is the baseline
+    ("torch fp32 batch 64 (reference)", "float32", 64, "encode"),
+    ("torch fp32 batch 16", "float32", 16, "encode"),
+    ("torch bf16 batch 8", "bfloat16", 8, "encode"),
+    ("torch bf16 batch 16", "bfloat16", 16, "encode"),
+    ("torch bf16 batch 32", "bfloat16", 32, "encode"),
+    ("workflow fp32 batch 8 (padded batches)", "float32", 8, "padded"),
+    ("workflow bf16 batch 8 (padded batches)", "bfloat16", 8, "padded"),
 ]
 
 
@@ -47,19 +54,36 @@ def sample_texts(n: int, seed: int = 0) -> list[str]:
     return texts.gather(np.sort(rng.choice(len(texts), n, replace=False))).to_list()
 
 
+def padded_encode(model, texts: list[str], batch_size: int) -> np.ndarray:
+    """(n, dim) the workflow's embed_texts without its cache: padded length batches."""
+    lengths = embedding.padded_lengths(model, texts)
+    hashes = [embedding.text_hash(t) for t in texts]
+    out = np.empty((len(texts), model.get_sentence_embedding_dimension()), dtype=np.float32)
+    for batch in embedding.length_batches(lengths, hashes, batch_size):
+        out[batch] = embedding.encode_batch(model, [texts[i] for i in batch], batch_size,
+                                            lengths[batch[0]])
+    return out
+
+
 def worker(args: argparse.Namespace) -> None:
     texts = sample_texts(args.texts)
     start = time.perf_counter()
     model = load_model(EmbeddingSettings(precision=args.precision, batch_size=args.batch_size),
                        threads=args.threads)
     load_s = time.perf_counter() - start
-    model.encode(texts[:64], batch_size=args.batch_size)
-    start = time.perf_counter()
-    vectors = model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True,
-                           convert_to_numpy=True)
-    encode_s = time.perf_counter() - start
-    vectors = np.asarray(vectors, dtype=np.float32)
-    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # as embed_texts does for bf16
+    if args.batching == "padded":
+        padded_encode(model, texts[:64], args.batch_size)
+        start = time.perf_counter()
+        vectors = padded_encode(model, texts, args.batch_size)
+        encode_s = time.perf_counter() - start
+    else:
+        model.encode(texts[:64], batch_size=args.batch_size)
+        start = time.perf_counter()
+        vectors = model.encode(texts, batch_size=args.batch_size, normalize_embeddings=True,
+                               convert_to_numpy=True)
+        encode_s = time.perf_counter() - start
+        vectors = np.asarray(vectors, dtype=np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)  # bf16 norms are off ~1e-3
     np.save(args.out, vectors)
     print(json.dumps({"load_s": load_s, "encode_s": encode_s,
                       "texts_per_s": len(texts) / encode_s, "peak_rss_mib": peak_rss_mib()}))
@@ -116,6 +140,7 @@ def main() -> None:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=64, help=argparse.SUPPRESS)
+    parser.add_argument("--batching", default="encode", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -126,7 +151,7 @@ def main() -> None:
           f"{args.threads} threads")
     results, vectors = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
-        for name, precision, batch in SETTINGS:
+        for name, precision, batch, batching in SETTINGS:
             if precision == "bfloat16" and not fast_bf16:
                 print(f"{name}: skipped (no fast bfloat16 on this CPU)")
                 continue
@@ -134,7 +159,8 @@ def main() -> None:
             done = subprocess.run(
                 [sys.executable, __file__, "--worker", "--texts", str(args.texts), "--threads",
                  str(args.threads), "--precision", precision, "--batch-size", str(batch),
-                 "--out", str(out)], capture_output=True, text=True, check=True)
+                 "--batching", batching, "--out", str(out)],
+                capture_output=True, text=True, check=True)
             results[name] = json.loads(done.stdout.strip().splitlines()[-1])
             vectors[name] = np.load(out)
         if args.onnx_python:
@@ -158,7 +184,7 @@ def main() -> None:
                    mean_cosine=float(cos.mean()), min_cosine=float(cos.min()),
                    top5_same=top5_same(base, vectors[name]))
         rows.append(res)
-        print(f"{name:34s} {res['texts_per_s']:7.1f} texts/s  x{res['speedup']:.2f}  "
+        print(f"{name:40s} {res['texts_per_s']:7.1f} texts/s  x{res['speedup']:.2f}  "
               f"cosine mean {res['mean_cosine']:.6f} min {res['min_cosine']:.6f}  "
               f"top-5 same {res['top5_same']:.3f}  peak {res['peak_rss_mib']:.0f} MiB "
               f"(model load {res['load_s']:.1f} s)")
@@ -167,7 +193,7 @@ def main() -> None:
     if args.routing and fast_bf16:
         fastest = max((r for r in results if "bf16" in r),
                       key=lambda r: results[r]["texts_per_s"])
-        batch = next(b for n, _, b in SETTINGS if n == fastest)
+        batch = next(b for n, _, b, _ in SETTINGS if n == fastest)
         agreement = routing_agreement("bfloat16", batch, args.threads)
         print(f"routing on helm_mmlu, bf16 batch {batch} vs fp32 (cache {EMBEDDING_CACHE}): "
               f"mean cosine {agreement['mean_cosine']:.6f} (min {agreement['min_cosine']:.6f}), "

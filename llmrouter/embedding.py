@@ -4,6 +4,13 @@ Each distinct text is embedded once per embedding setting: vectors are stored un
 <cache_dir>/<setting key>/ in Parquet shards keyed by the SHA-256 of the text, so a re-run,
 another config or a new task embeds only texts it has not seen. Shards are written atomically
 as each chunk finishes, so a killed embedding job resumes where it stopped.
+
+A text's vector must not depend on which other texts happen to be embedded with it (what the
+cache held, where a killed job stopped): the padded length of its batch, and in bfloat16 the
+batch's row count, change the rounding (bfloat16: up to 2e-3 per coordinate, enough to move
+picks). So a text is always padded to its own token count rounded up to PAD_TO tokens, its
+batch holds only texts of that padded length, and the batch is topped up to exactly
+`batch_size` rows by repeating its own texts.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ PACKAGED_MODELS = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"}
 
 
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+# Texts are padded to a multiple of this many tokens: few distinct lengths (full batches) for
+# little padding.
+PAD_TO = 8
 
 
 def cpu_has_fast_bfloat16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
@@ -58,7 +68,7 @@ class EmbeddingSettings:
     """How texts are embedded. precision: "float32" or "bfloat16" (resolve "auto" first)."""
 
     model: str = DEFAULT_MODEL
-    batch_size: int = 16
+    batch_size: int = 8
     max_seq_length: int = 256
     precision: str = "float32"
 
@@ -67,9 +77,11 @@ class EmbeddingSettings:
         object.__setattr__(self, "precision", resolve_precision(self.precision))
 
     def key(self) -> str:
-        """Folder name of this setting's cache: vectors differ when any field differs."""
+        """Folder name of this setting's cache: vectors differ when any field differs (the
+        batch size too: bfloat16 rounds differently with the batch's row count)."""
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model).strip("_")[-60:]
-        return f"{slug}-{self.precision}-len{self.max_seq_length}"
+        return (f"{slug}-{self.precision}-len{self.max_seq_length}-pad{PAD_TO}"
+                f"-batch{self.batch_size}")
 
 
 def text_hash(text: str) -> str:
@@ -125,6 +137,57 @@ def read_cache(cache_dir: Path, hashes: list[str]) -> dict[str, np.ndarray]:
     return found
 
 
+def length_batches(lengths: list[int], hashes: list[str], batch_size: int) -> list[list[int]]:
+    """Indices of the texts in batches of one (padded) length each, at most `batch_size` long.
+
+    Shortest length first; inside a length, by text hash, so the batches do not depend on
+    the order the texts came in.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size {batch_size}: must be at least 1")
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], hashes[i]))
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and lengths[batches[-1][0]] == lengths[i]:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def padded_length(n_tokens: int, max_seq_length: int, pad_to: int = PAD_TO) -> int:
+    """The length a text of `n_tokens` tokens is padded to: a multiple of pad_to, capped."""
+    return min(-(-n_tokens // pad_to) * pad_to, max_seq_length)
+
+
+def padded_lengths(model, texts: list[str]) -> list[int]:
+    """`padded_length` of each text's tokens as the model sees them (special tokens included,
+    truncated to the model's max_seq_length)."""
+    ids = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]
+    return [padded_length(len(i), model.max_seq_length) for i in ids]
+
+
+def encode_batch(model, texts: list[str], batch_size: int, length: int) -> np.ndarray:
+    """Unit-norm float32 vectors of one batch: its texts padded to `length` tokens, run as
+    exactly `batch_size` rows. Normalised in float32 (in bfloat16 norms are off by ~1e-3)."""
+    import torch
+
+    rows = (texts * batch_size)[:batch_size]
+    features = model.tokenizer(rows, padding="max_length", truncation=True, max_length=length,
+                               return_tensors="pt")
+    with torch.inference_mode():
+        vectors = model(dict(features))["sentence_embedding"][: len(texts)]
+    vectors = vectors.float().numpy()
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
+
+
+def write_shard(cache_dir: Path, hashes: list[str], vectors: np.ndarray) -> None:
+    """One cache shard, written atomically."""
+    table = pl.DataFrame({"text_hash": hashes}).to_arrow()
+    table = table.append_column("vector", matrix_column(vectors))
+    write_table(table, cache_dir / f"{uuid.uuid4().hex}.parquet")
+
+
 def embed_texts(
     texts: list[str],
     settings: EmbeddingSettings,
@@ -145,25 +208,26 @@ def embed_texts(
              len(texts), len(set(hashes)), len(set(hashes)) - len(todo), len(todo), settings.key())
     if todo:
         model = load_model(settings, threads)
-        items = list(todo.items())
+        todo_hashes, todo_texts = list(todo), list(todo.values())
+        lengths = padded_lengths(model, todo_texts)
+        batches = length_batches(lengths, todo_hashes, settings.batch_size)
         start = time.perf_counter()
-        with tqdm(total=len(items), desc="embedding", unit="text", disable=not progress,
+        chunk_hashes: list[str] = []
+        chunk_vectors: list[np.ndarray] = []
+        with tqdm(total=len(todo), desc="embedding", unit="text", disable=not progress,
                   mininterval=5) as bar:
-            for c0 in range(0, len(items), chunk_size):
-                chunk = items[c0 : c0 + chunk_size]
-                vectors = model.encode([t for _, t in chunk], batch_size=settings.batch_size,
-                                       normalize_embeddings=True, convert_to_numpy=True,
-                                       show_progress_bar=False)
-                vectors = np.asarray(vectors, dtype=np.float32)
-                if settings.precision != "float32":
-                    # normalised in bfloat16 the norms are off by ~1e-3: renormalise in float32
-                    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
-                table = pl.DataFrame({"text_hash": [h for h, _ in chunk]}).to_arrow()
-                table = table.append_column("vector", matrix_column(vectors))
-                write_table(table, cache_dir / f"{uuid.uuid4().hex}.parquet")
-                found.update(zip((h for h, _ in chunk), vectors))
-                bar.update(len(chunk))
+            for n, batch in enumerate(batches):
+                vectors = encode_batch(model, [todo_texts[i] for i in batch],
+                                       settings.batch_size, lengths[batch[0]])
+                chunk_hashes += [todo_hashes[i] for i in batch]
+                chunk_vectors.append(vectors)
+                bar.update(len(batch))
+                if len(chunk_hashes) >= chunk_size or n == len(batches) - 1:
+                    stacked = np.vstack(chunk_vectors)
+                    write_shard(cache_dir, chunk_hashes, stacked)
+                    found.update(zip(chunk_hashes, stacked))
+                    chunk_hashes, chunk_vectors = [], []
         elapsed = time.perf_counter() - start
-        log.info("embedding: %d texts in %.1f s (%.0f texts/s)", len(items), elapsed,
-                 len(items) / max(elapsed, 1e-9))
+        log.info("embedding: %d texts in %.1f s (%.0f texts/s)", len(todo), elapsed,
+                 len(todo) / max(elapsed, 1e-9))
     return np.vstack([found[h] for h in hashes]).astype(np.float32)

@@ -36,7 +36,7 @@ def test_cache_key_names_every_setting_that_changes_vectors():
     assert base.key() != EmbeddingSettings(precision="bfloat16").key()
     assert base.key() != EmbeddingSettings(max_seq_length=128).key()
     assert base.key() != EmbeddingSettings(model="other/model").key()
-    assert base.key() == EmbeddingSettings(batch_size=64).key()  # batch size: same vectors
+    assert base.key() != EmbeddingSettings(batch_size=64).key()  # bfloat16 rounds by batch rows
     assert EmbeddingSettings(precision="auto").precision in ("float32", "bfloat16")
 
 
@@ -69,3 +69,52 @@ def test_cache_embeds_each_text_once(tmp_path, monkeypatch):
     np.testing.assert_array_equal(more[1], first[1])
     new = set((tmp_path / settings.key()).glob("*.parquet")) - shards
     assert len(new) == 1
+
+
+def test_length_batches_hold_one_length_and_ignore_input_order():
+    lengths = [5, 7, 5, 5, 7, 9, 5]
+    hashes = ["e", "b", "a", "d", "a", "c", "b"]
+    batches = embedding.length_batches(lengths, hashes, batch_size=3)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert len(batch) <= 3 and len({lengths[i] for i in batch}) == 1
+    # shortest first, by hash inside a length: a, b, d | e | a, b | c
+    assert [[hashes[i] for i in b] for b in batches] == [["a", "b", "d"], ["e"], ["a", "b"], ["c"]]
+    order = [6, 3, 0, 5, 1, 4, 2]
+    shuffled = embedding.length_batches([lengths[i] for i in order],
+                                        [hashes[i] for i in order], batch_size=3)
+    assert [[order[i] for i in b] for b in shuffled] == batches
+    with pytest.raises(ValueError, match="batch_size"):
+        embedding.length_batches(lengths, hashes, batch_size=0)
+
+
+def test_texts_are_padded_to_a_multiple_of_pad_to_tokens_up_to_the_maximum():
+    assert [embedding.padded_length(n, 256, 8) for n in (1, 8, 9, 250, 256, 300)] == \
+        [8, 8, 16, 256, 256, 256]
+    assert embedding.padded_length(9, 12, 8) == 12
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_a_text_vector_does_not_depend_on_the_texts_embedded_with_it(tmp_path, precision):
+    """What the cache held before, or where a killed job stopped, must not change a vector:
+    the same texts embedded all at once, one by one, and mixed with others, bit for bit."""
+    texts = [f"Which of these is a prime number: {n}, {n + 1}, {n + 2} or {n + 3}?"
+             for n in range(10, 40, 3)]
+    texts += ["Name the largest planet.", "What is the capital of France, and why?",
+              "Plants absorb which gas from the air during photosynthesis in daylight hours?"]
+    settings = EmbeddingSettings(precision=precision)
+    together = embed_texts(texts, settings, tmp_path / "together", progress=False)
+    one_by_one = np.vstack([embed_texts([t], settings, tmp_path / "single", progress=False)
+                            for t in texts])
+    others = [f"An unrelated and much longer question number {i} about the history of the "
+              "Roman Empire, its provinces, its emperors and its roads?" for i in range(5)]
+    mixed = embed_texts(others + texts[::-1], settings, tmp_path / "mixed", progress=False)
+    np.testing.assert_array_equal(one_by_one, together)
+    np.testing.assert_array_equal(mixed[len(others):][::-1], together)
+    # the padded batches embed what sentence-transformers' own encode does
+    model = embedding.load_model(settings)
+    plain = model.encode(texts, normalize_embeddings=True, convert_to_numpy=True)
+    plain /= np.linalg.norm(plain, axis=1, keepdims=True)
+    cosine = np.sum(plain * together, axis=1)
+    assert cosine.min() > (0.99999 if precision == "float32" else 0.999)
