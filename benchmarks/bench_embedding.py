@@ -12,6 +12,11 @@ same set. With --routing the whole helm_mmlu table is also embedded with the fas
 
     .venv/bin/python benchmarks/bench_embedding.py [--texts 2000] [--threads 2] [--routing]
         [--onnx-python /tmp/onnxvenv/bin/python]
+    .venv/bin/python benchmarks/bench_embedding.py --thread-stability 300
+
+--thread-stability N embeds N texts the workflow's way with 1 thread and with --threads, in
+float32 and bfloat16, and prints the share of vectors that are bit-identical and the largest
+difference (the padded batches make a vector independent of the other texts, not of threads).
 
 --onnx-python adds ONNX Runtime int8 (dynamic quantization, batch 16), measured by
 embedding_onnx_worker.py in an interpreter that has sentence-transformers[onnx]: that extra
@@ -58,11 +63,13 @@ def padded_encode(model, texts: list[str], batch_size: int) -> np.ndarray:
     """(n, dim) the workflow's embed_texts without its cache: padded length batches."""
     lengths = embedding.padded_lengths(model, texts)
     hashes = [embedding.text_hash(t) for t in texts]
-    out = np.empty((len(texts), model.get_sentence_embedding_dimension()), dtype=np.float32)
+    out: list[np.ndarray] = [np.empty(0)] * len(texts)
     for batch in embedding.length_batches(lengths, hashes, batch_size):
-        out[batch] = embedding.encode_batch(model, [texts[i] for i in batch], batch_size,
-                                            lengths[batch[0]])
-    return out
+        vectors = embedding.encode_batch(model, [texts[i] for i in batch], batch_size,
+                                         lengths[batch[0]])
+        for i, vector in zip(batch, vectors):
+            out[i] = vector
+    return np.vstack(out)
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -87,6 +94,19 @@ def worker(args: argparse.Namespace) -> None:
     np.save(args.out, vectors)
     print(json.dumps({"load_s": load_s, "encode_s": encode_s,
                       "texts_per_s": len(texts) / encode_s, "peak_rss_mib": peak_rss_mib()}))
+
+
+def thread_stability(n_texts: int, threads: int) -> dict:
+    """Per precision: share of n_texts vectors bit-identical with 1 and `threads` threads,
+    and the largest absolute difference of a coordinate."""
+    texts = sample_texts(n_texts)
+    out = {}
+    for precision in ("float32", "bfloat16"):
+        runs = [padded_encode(load_model(EmbeddingSettings(precision=precision), threads=t),
+                              texts, EmbeddingSettings().batch_size) for t in (1, threads)]
+        diff = np.abs(runs[0] - runs[1]).max(axis=1)
+        out[precision] = {"identical": float(np.mean(diff == 0)), "max_diff": float(diff.max())}
+    return out
 
 
 def top5_same(a: np.ndarray, b: np.ndarray, k: int = 5) -> float:
@@ -137,6 +157,8 @@ def main() -> None:
                         help="also compare helm_mmlu routing picks (embeds 14k texts once)")
     parser.add_argument("--onnx-python", help="interpreter with sentence-transformers[onnx]: "
                         "adds ONNX Runtime int8")
+    parser.add_argument("--thread-stability", type=int, metavar="N",
+                        help="only compare N texts' vectors with 1 and --threads threads")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="float32", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=64, help=argparse.SUPPRESS)
@@ -145,6 +167,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.worker:
         return worker(args)
+    if args.thread_stability:
+        result = thread_stability(args.thread_stability, args.threads)
+        for precision, r in result.items():
+            print(f"{precision}: 1 vs {args.threads} threads, {args.thread_stability} texts: "
+                  f"{r['identical']:.1%} of vectors bit-identical, largest difference "
+                  f"{r['max_diff']:.2g}")
+        return report("embedding_threads", result)
 
     fast_bf16 = cpu_has_fast_bfloat16()
     print(f"CPU has fast bfloat16 (AMX / AVX512_BF16): {fast_bf16}; {args.texts} texts, "
