@@ -2,9 +2,8 @@
 
 Each setting runs in its own process (clean threads, its own peak memory) on the same sample of
 helm_mmlu questions: load the model, warm up, time `encode` of the sample (or, for the
-`workflow` rows, the workflow's own padded batches: llmrouter.embedding's padded_lengths,
-length_batches and encode_batch, which make a text's vector independent of the texts embedded
-with it). Baseline: the
+`workflow` rows, the workflow's own padded batches: llmrouter.embedding.embed_batches, which
+make a text's vector independent of the texts embedded with it). Baseline: the
 reference protocol (torch float32, batch 64). Agreement with float32: mean / min cosine of the
 vectors, and the share of texts whose 5 nearest neighbours (cosine, within the sample) are the
 same set. With --routing the whole helm_mmlu table is also embedded with the fastest setting
@@ -61,12 +60,9 @@ def sample_texts(n: int, seed: int = 0) -> list[str]:
 
 def padded_encode(model, texts: list[str], batch_size: int) -> np.ndarray:
     """(n, dim) the workflow's embed_texts without its cache: padded length batches."""
-    lengths = embedding.padded_lengths(model, texts)
-    hashes = [embedding.text_hash(t) for t in texts]
     out: list[np.ndarray] = [np.empty(0)] * len(texts)
-    for batch in embedding.length_batches(lengths, hashes, batch_size):
-        vectors = embedding.encode_batch(model, [texts[i] for i in batch], batch_size,
-                                         lengths[batch[0]])
+    hashes = [embedding.text_hash(t) for t in texts]
+    for batch, vectors in embedding.embed_batches(model, texts, hashes, batch_size):
         for i, vector in zip(batch, vectors):
             out[i] = vector
     return np.vstack(out)

@@ -21,6 +21,7 @@ import random
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,6 +183,21 @@ def encode_batch(model, texts: list[str], batch_size: int, length: int) -> np.nd
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
 
 
+def embed_batches(model, texts: list[str], hashes: list[str],
+                  batch_size: int) -> Iterator[tuple[list[int], np.ndarray]]:
+    """(indices, unit-norm float32 vectors) of each padded length batch of `texts`.
+
+    The batches come in a seeded shuffled order: short and long ones mixed, so a progress
+    bar's rate and time left hold from the start (the order changes no vector).
+    """
+    lengths = padded_lengths(model, texts)
+    batches = length_batches(lengths, hashes, batch_size)
+    random.Random(0).shuffle(batches)
+    for batch in batches:
+        yield batch, encode_batch(model, [texts[i] for i in batch], batch_size,
+                                  lengths[batch[0]])
+
+
 def write_shard(cache_dir: Path, hashes: list[str], vectors: np.ndarray) -> None:
     """One cache shard, written atomically."""
     table = pl.DataFrame({"text_hash": hashes}).to_arrow()
@@ -210,27 +226,28 @@ def embed_texts(
     if todo:
         model = load_model(settings, threads)
         todo_hashes, todo_texts = list(todo), list(todo.values())
-        lengths = padded_lengths(model, todo_texts)
-        batches = length_batches(lengths, todo_hashes, settings.batch_size)
-        # A seeded shuffle mixes short and long batches, so the progress bar's rate and time
-        # left hold from the start (the order changes no vector).
-        random.Random(0).shuffle(batches)
         start = time.perf_counter()
         chunk_hashes: list[str] = []
         chunk_vectors: list[np.ndarray] = []
+
+        def flush() -> None:
+            stacked = np.vstack(chunk_vectors)
+            write_shard(cache_dir, chunk_hashes, stacked)
+            found.update(zip(chunk_hashes, stacked))
+            chunk_hashes.clear()
+            chunk_vectors.clear()
+
         with tqdm(total=len(todo), desc="embedding", unit="text", disable=not progress,
                   mininterval=5) as bar:
-            for n, batch in enumerate(batches):
-                vectors = encode_batch(model, [todo_texts[i] for i in batch],
-                                       settings.batch_size, lengths[batch[0]])
-                chunk_hashes += [todo_hashes[i] for i in batch]
+            for batch, vectors in embed_batches(model, todo_texts, todo_hashes,
+                                                settings.batch_size):
+                chunk_hashes.extend(todo_hashes[i] for i in batch)
                 chunk_vectors.append(vectors)
                 bar.update(len(batch))
-                if len(chunk_hashes) >= chunk_size or n == len(batches) - 1:
-                    stacked = np.vstack(chunk_vectors)
-                    write_shard(cache_dir, chunk_hashes, stacked)
-                    found.update(zip(chunk_hashes, stacked))
-                    chunk_hashes, chunk_vectors = [], []
+                if len(chunk_hashes) >= chunk_size:
+                    flush()
+            if chunk_hashes:
+                flush()
         elapsed = time.perf_counter() - start
         log.info("embedding: %d texts in %.1f s (%.0f texts/s)", len(todo), elapsed,
                  len(todo) / max(elapsed, 1e-9))
