@@ -20,14 +20,14 @@ from llmrouter.pool import Pool
 from llmrouter.routing import (
     ALL_METHODS,
     RoutingParams,
+    all_smoother_pairs,
     pairs_frame,
     score_task,
     smoother_p,
-    smoother_pairs,
     task_pairs,
     task_predictions,
 )
-from llmrouter.smoother import agreement_p
+from llmrouter.smoother import PAPER_BANDWIDTH, agreement_p
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,13 @@ class Variant:
     name: str
     mode: str = "strict"
     descriptor: str = "knn"
-    bandwidth: float | str = 0.09
+    bandwidth: float | str = PAPER_BANDWIDTH
     fallback: bool = True
     alpha: float = 0.0
 
 
 def default_variants(alphas: tuple[float, ...] = (0.04, 0.1),
-                     ot_bandwidth: float = 0.09) -> list[Variant]:
+                     ot_bandwidth: float = PAPER_BANDWIDTH) -> list[Variant]:
     """The variants of results/report/ablation.md: one change at a time from strict mode with the
     paper's smoother, then the combinations that matter."""
     variants = [
@@ -103,11 +103,13 @@ def all_pairs(pool: Pool, neighbours: dict[str, knn.Neighbours],
               params: RoutingParams) -> pl.DataFrame:
     """The smoother pairs table of both modes: the one pass and one set per held-out task.
 
-    Scored through the same table as in the workflow, so the pairs' arrays (and the rounding
-    of p) are bit for bit the workflow's.
+    Computed as fit_smoother computes them (routing.all_smoother_pairs, bit for bit
+    smoother_pairs) and through the same table, so the pairs' arrays (and the rounding of p)
+    are the workflow's.
     """
-    return pl.concat([pairs_frame(smoother_pairs(pool, neighbours, params, held), pool.models,
-                                  held) for held in [None, *pool.datasets]])
+    heldouts = [None, *pool.datasets]
+    every = all_smoother_pairs(pool, neighbours, params, heldouts)
+    return pl.concat([pairs_frame(every[held], pool.models, held) for held in heldouts])
 
 
 def calibration_p(target: np.ndarray, features: np.ndarray, acc: np.ndarray,

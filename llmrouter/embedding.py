@@ -86,6 +86,25 @@ class EmbeddingSettings:
                 f"-batch{self.batch_size}")
 
 
+def settings_of_index(configured: dict, recorded: list[str], path: str | Path
+                      ) -> EmbeddingSettings:
+    """The settings the benchmark texts were embedded with (the `setting` column of
+    embedding_index.parquet at `path`), so a dataset or new task embedded later, maybe on
+    another node, uses the same precision even when `auto` would resolve differently there.
+    configured: the config's `embedding` settings, without cache_dir."""
+    if len(set(recorded)) != 1:
+        raise InputError(f"{path}: expected one embedding setting, found {sorted(set(recorded))}")
+    precision = configured.get("precision", EmbeddingSettings.precision)
+    candidates = ("float32", "bfloat16") if precision == "auto" else (precision,)
+    for candidate in candidates:
+        settings = EmbeddingSettings(**{**configured, "precision": candidate})
+        if settings.key() == recorded[0]:
+            return settings
+    raise InputError(f"{path}: the benchmark texts were embedded with setting {recorded[0]!r}, "
+                     f"which the config's embedding settings {configured} do not give; rerun "
+                     "embed_all_texts (snakemake --forcerun embed_all_texts)")
+
+
 def text_hash(text: str) -> str:
     """Content address of a text."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

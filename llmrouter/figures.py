@@ -88,6 +88,19 @@ def top_models(pool_accuracy: np.ndarray, models: list[str], n: int = 8) -> list
     return [models[i] for i in order[:n]]
 
 
+def u_curve_bandwidth(fitted_knn: float | None, descriptor: str,
+                      configured: float | str) -> float:
+    """The sigma of the smoother figure's p-against-u curves: the fitted knn bandwidth, else
+    the configured one when it is a knn sigma, else the paper's (an `ot` bandwidth is on the
+    scale of OT distances, not of u)."""
+    if fitted_knn is not None:
+        return float(fitted_knn)
+    if descriptor == "knn" and isinstance(configured, (int, float)) \
+            and not isinstance(configured, bool):
+        return float(configured)
+    return smoother.PAPER_BANDWIDTH
+
+
 def smoother_figure(pairs: pl.DataFrame, models: list[str], bandwidth: float,
                     marks: dict[str, float] | None = None) -> Figure:
     """The smoother's fitted curve p(u) = sum_d w_d(u) acc(d, m) per model, with its points.

@@ -4,22 +4,55 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TextIO
 
 from llmrouter.artifacts import InputError
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+
+
+@contextmanager
+def _output_to(handle: TextIO) -> Iterator[None]:
+    """Send sys.stderr and the root logger (at INFO) to `handle`; put back what was there.
+
+    Restoring matters because one script may run several logged steps (score_new_task.py
+    runs score_task.py's, then its own): the next step must not find stderr or a logging
+    handler bound to the previous step's closed log file.
+    """
+    root = logging.getLogger()
+    saved_stderr, saved_handlers, saved_level = sys.stderr, root.handlers[:], root.level
+    handler = logging.StreamHandler(handle)
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    # Detach rather than close the previous handlers (basicConfig(force=True) would close
+    # them, and a closed FileHandler cannot be put back).
+    for old in saved_handlers:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    sys.stderr = handle
+    try:
+        yield
+    finally:
+        handler.flush()
+        root.removeHandler(handler)
+        handler.close()
+        for old in saved_handlers:
+            root.addHandler(old)
+        root.setLevel(saved_level)
+        sys.stderr = saved_stderr
+
 
 def run_logged(log_path: str, main: Callable[[], None]) -> None:
-    """Run `main` with stderr and logging sent to `log_path`.
+    """Run `main` with stderr and logging sent to `log_path`, then restore both.
 
-    An InputError is written to the log and to the terminal as one clear line, and the job
-    exits with status 1 (Snakemake then removes its outputs).
+    An InputError is written to the log and to the terminal (the stderr from before the
+    call) as one clear line, and the job exits with status 1 (Snakemake then removes its
+    outputs).
     """
-    terminal = sys.__stderr__
-    with open(log_path, "w") as handle:
-        sys.stderr = handle
-        logging.basicConfig(stream=handle, level=logging.INFO, force=True,
-                            format="%(asctime)s %(levelname)s %(message)s")
+    terminal = sys.stderr
+    with open(log_path, "w") as handle, _output_to(handle):
         try:
             main()
         except InputError as error:
@@ -30,5 +63,3 @@ def run_logged(log_path: str, main: Callable[[], None]) -> None:
             # The log file closes before Python would print the traceback: write it now.
             logging.exception("job failed")
             raise
-        finally:
-            handle.flush()

@@ -33,7 +33,7 @@ class RoutingParams:
     k: int = 5
     descriptor_k: int = 19
     threshold: float = 0.5
-    bandwidth: float | str = 0.09
+    bandwidth: float | str = smoother.PAPER_BANDWIDTH
     fallback_share: float = 0.6
     draws: int = 1000
     seed: int = 0

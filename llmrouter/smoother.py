@@ -11,6 +11,10 @@ import numpy as np
 
 from llmrouter import scores
 
+# The paper's sigma for the knn descriptor u (its code's default); the OT descriptor's
+# distances are on another scale.
+PAPER_BANDWIDTH = 0.09
+
 
 def kernel_weights(u_target: float, u_pairs: np.ndarray, bandwidth: float) -> np.ndarray:
     """Normalised Gaussian kernel weights (n_pairs,) of the pairs' descriptors around u_target.

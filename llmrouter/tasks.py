@@ -1,6 +1,7 @@
 """A user's new task: a file of prompts read into one table.
 
-A task file is `<name>.jsonl`, `<name>.csv` or `<name>.txt` (the name is the task's name):
+A task file is `.jsonl`, `.csv` or `.txt`; the task's name is its file name without the suffix
+(`new_tasks.folder`) or its key in `new_tasks.files`:
 - .jsonl: one JSON object per line with a `text` field;
 - .csv: a header row with a `text` column;
 - .txt: one prompt per non-empty line (no other fields).
@@ -33,13 +34,18 @@ TEXT_FIELD = "text"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def check_task_name(name: str, source: str | Path) -> str:
+    """Return `name` if usable as a task name (it names output files), else raise InputError
+    naming `source` (the file or config key the name came from)."""
+    if not NAME_PATTERN.match(name):
+        raise InputError(f"{source}: task name {name!r} must be letters, digits, '_', '.', '-'")
+    return name
+
+
 def task_name(path: str | Path) -> str:
     """The task's name: its file name without the suffix. Raises InputError if unusable."""
     path = Path(path)
-    name = path.name[: -len(path.suffix)] if path.suffix else path.name
-    if not NAME_PATTERN.match(name):
-        raise InputError(f"{path}: task name {name!r} must be letters, digits, '_', '.', '-'")
-    return name
+    return check_task_name(path.name[: -len(path.suffix)] if path.suffix else path.name, path)
 
 
 def find_task_files(folder: str | Path, files: dict[str, str] | None = None) -> dict[str, Path]:
@@ -57,8 +63,7 @@ def find_task_files(folder: str | Path, files: dict[str, str] | None = None) -> 
                 raise InputError(f"{path}: task {name!r} is also given by {found[name]}")
             found[name] = path
     for name, path in (files or {}).items():
-        if not NAME_PATTERN.match(name):
-            raise InputError(f"{path}: task name {name!r} must be letters, digits, '_', '.', '-'")
+        check_task_name(name, f"config new_tasks.files ({path})")
         if name in found and Path(path) != found[name]:
             raise InputError(f"{path}: task {name!r} is also given by {found[name]}")
         found[name] = Path(path)
@@ -127,16 +132,18 @@ def _is_correctness(column: pl.Series) -> bool:
     return bool(values.is_in([0, 1]).all())
 
 
-def read_task_file(path: str | Path) -> tuple[pl.DataFrame, list[str]]:
-    """The task's table and log lines saying what was dropped.
+def read_task_file(path: str | Path, name: str) -> tuple[pl.DataFrame, list[str]]:
+    """The table of task `name` read from `path`, and log lines saying what was dropped.
 
+    name: the task's name (from `find_task_files`: the file's stem or its `new_tasks.files`
+    key), the prefix of default instance ids `<name>-<line number>`.
     Table: instance_id (str), text (str), label (str, when given), then one Float64 column
     per model-correctness field (1.0 / 0.0 / null), in file order, repeated texts dropped
-    (the first kept). Raises InputError naming the file when it cannot be read, has no `text`
-    field or holds no non-empty text.
+    (the first kept). Raises InputError naming the file when `name` is unusable, or the file
+    cannot be read, has no `text` field or holds no non-empty text.
     """
     path = Path(path)
-    name = task_name(path)
+    check_task_name(name, path)
     raw = _read_raw(path)
     if TEXT_FIELD not in raw.columns:
         raise InputError(f"{path}: no '{TEXT_FIELD}' field; fields are {raw.columns}")

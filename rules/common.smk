@@ -7,6 +7,7 @@ sys.path.insert(0, workflow.basedir)
 from llmrouter.bandwidth import DEFAULT_GRID as DEFAULT_BANDWIDTH_GRID
 from llmrouter.benchmark import list_datasets
 from llmrouter.cost import DEFAULT_EPSILONS
+from llmrouter.smoother import PAPER_BANDWIDTH
 from llmrouter.tasks import check_task_names, find_task_files
 
 RESULTS = config.get("results", "results")
@@ -56,6 +57,12 @@ wildcard_constraints:
     new_task=new_task_constraint(),
 
 
+def helm_run_folder(wildcards):
+    """Where one HELM run's files are downloaded (resources/helm/<project>/runs/<suite>/<run>)."""
+    project = config["helm"]["project"]
+    return f"{RESOURCES}/helm/{project}/runs/{wildcards.suite}/{wildcards.run}"
+
+
 def helm_run_list(wildcards=None):
     """The selected HELM runs (checkpoint select_helm_runs): run, suite, dataset, ..."""
     import polars as pl
@@ -90,6 +97,17 @@ def helm_downloads(wildcards=None):
 def benchmark_tables(wildcards=None):
     """Every dataset's correctness table."""
     return expand(f"{RESULTS}/benchmark/{{dataset}}.parquet", dataset=dataset_names())
+
+
+def embedding_settings():
+    """The config's embedding settings (llmrouter.embedding.EmbeddingSettings), without the
+    cache folder."""
+    return {k: v for k, v in config.get("embedding", {}).items() if k != "cache_dir"}
+
+
+def embedding_cache_dir():
+    """Where embeddings are cached: embedding.cache_dir, else under resources_dir."""
+    return config.get("embedding", {}).get("cache_dir", f"{RESOURCES}/embedding_cache")
 
 
 def embedding_files(wildcards=None):
@@ -155,7 +173,7 @@ def routing_params():
         "k": config.get("knn", {}).get("k", 5),
         "descriptor_k": config.get("smoother", {}).get("descriptor_k", 19),
         "threshold": config.get("selection", {}).get("threshold", 0.5),
-        "bandwidth": config.get("smoother", {}).get("bandwidth", 0.09),
+        "bandwidth": config.get("smoother", {}).get("bandwidth", PAPER_BANDWIDTH),
         "fallback_share": config.get("selection", {}).get("fallback_share", 0.6),
         "draws": config.get("selection", {}).get("draws", 1000),
         "seed": config.get("selection", {}).get("seed", 0),
@@ -227,11 +245,6 @@ def bandwidth_distances(wildcards=None):
     return f"{RESULTS}/distances.parquet"
 
 
-def produced(path):
-    """True when some rule of the workflow writes `path` (optional report parts)."""
-    return any(str(item) == path for rule in workflow.rules for item in rule.output)
-
-
 def new_task_distance_rows(wildcards=None):
     """The new tasks' rows of the distance matrix (task, dataset, distance, task_u)."""
     return expand(f"{RESULTS}/distances/{{task}}.parquet", task=list(NEW_TASKS))
@@ -243,17 +256,15 @@ def distance_figure_inputs(wildcards=None):
 
 
 def report_figures(wildcards=None):
-    """Every figure (and the summary page) of `snakemake --report`; the distance heatmap only
-    when some step of the workflow computes the distances (the cost frontier is in cost_outputs).
-    """
+    """Every figure (and the summary page) of `snakemake --report` (the cost frontier is in
+    cost_outputs)."""
     figures = f"{RESULTS}/report/figures"
     outputs = [
         f"{RESULTS}/report/summary.html",
         f"{figures}/picks_vs_oracle.png",
         f"{figures}/smoother_curves.png",
+        f"{figures}/task_distances.png",
     ]
-    if produced(f"{RESULTS}/distances.parquet"):
-        outputs.append(f"{figures}/task_distances.png")
     return outputs + expand(f"{figures}/ranking_{{task}}.png", task=list(NEW_TASKS))
 
 

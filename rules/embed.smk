@@ -18,18 +18,16 @@ rule embed_all_texts:
         mem_mb=4000,
         runtime=120,
     params:
-        embedding=config.get("embedding", {}),
-        cache_dir=config.get("embedding", {}).get(
-            "cache_dir", f"{RESOURCES}/embedding_cache"
-        ),
+        embedding=embedding_settings(),
+        cache_dir=embedding_cache_dir(),
     script:
         "../workflow_scripts/embed_all_texts.py"
 
 
 rule embed_dataset:
     input:
-        f"{RESULTS}/benchmark/{{dataset}}.parquet",
-        f"{RESULTS}/embedding_index.parquet",
+        table=f"{RESULTS}/benchmark/{{dataset}}.parquet",
+        index=f"{RESULTS}/embedding_index.parquet",
     output:
         f"{RESULTS}/embeddings/{{dataset}}.parquet",
     log:
@@ -45,9 +43,7 @@ rule embed_dataset:
         mem_mb=2000,
         runtime=60,
     params:
-        embedding=config.get("embedding", {}),
-        cache_dir=config.get("embedding", {}).get(
-            "cache_dir", f"{RESOURCES}/embedding_cache"
-        ),
+        embedding=embedding_settings(),
+        cache_dir=embedding_cache_dir(),
     script:
         "../workflow_scripts/embed_dataset.py"

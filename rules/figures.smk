@@ -85,7 +85,7 @@ rule plot_smoother_curves:
         runtime=5,
     params:
         bandwidth=routing_params()["bandwidth"],
-        n_models=8,
+        descriptor=routing_params()["descriptor"],
     script:
         "../workflow_scripts/plot_smoother.py"
 
@@ -139,7 +139,5 @@ rule plot_new_task_ranking:
     resources:
         mem_mb=1000,
         runtime=5,
-    params:
-        top=20,
     script:
         "../workflow_scripts/plot_ranking.py"

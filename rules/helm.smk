@@ -103,9 +103,7 @@ if config["source"] == "helm":
             helm_downloads=1,
         params:
             roots=HELM_ROOTS,
-            folder=lambda wildcards: (
-                f"{RESOURCES}/helm/{HELM['project']}/runs/{wildcards.suite}/{wildcards.run}"
-            ),
+            folder=helm_run_folder,
             transfer=HELM_TRANSFER,
             on_missing=HELM["on_missing"],
         script:

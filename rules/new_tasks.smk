@@ -21,10 +21,12 @@ rule prepare_new_task:
         "../workflow_scripts/prepare_new_task.py"
 
 
-# The same embedding job as a benchmark dataset's (same script, settings and cache).
+# The same embedding job as a benchmark dataset's (same script, cache, and the setting the
+# benchmark texts were embedded with).
 use rule embed_dataset as embed_new_task with:
     input:
-        f"{RESULTS}/tasks/{{new_task}}.parquet",
+        table=f"{RESULTS}/tasks/{{new_task}}.parquet",
+        index=f"{RESULTS}/embedding_index.parquet",
     output:
         f"{RESULTS}/embeddings/{{new_task}}.parquet",
     log:

@@ -59,6 +59,23 @@ def test_frontier_by_hand():
     assert got[("per_instance", 0.0)] == pytest.approx((0.8, (15.0 + 5.75) / 2))
 
 
+def test_summary_costs_the_picks_and_the_routed_inputs():
+    picked = _scores().with_columns(  # s3: a on t1, b on t2; oracle and bma: b on both
+        pick_s3=pl.Series([True, False, False, False, True, False]),
+        pick_oracle=pl.col("model") == "b", pick_bma=pl.col("model") == "b")
+    table = evaluation.summary(picked, {"a": 10, "b": 20.0, "c": 1})  # YAML: ints and floats
+    mean_cost = dict(zip(table["method"], table["mean_cost"]))
+    assert mean_cost["s3"] == pytest.approx(15.0)
+    assert mean_cost["oracle"] == mean_cost["bma"] == pytest.approx(20.0)
+    # per-instance: t1 0.5 a + 0.5 b = 15, t2 0.25 b + 0.75 c = 5.75
+    assert mean_cost["per_instance"] == pytest.approx((15.0 + 5.75) / 2)
+    # without c's cost: t1 (no input goes to c) stays known, t2 does not
+    partial = evaluation.summary(picked, {"a": 10.0, "b": 20.0})
+    assert dict(zip(partial["method"], partial["mean_cost"]))["per_instance"] == \
+        pytest.approx(15.0)
+    assert evaluation.summary(picked)["mean_cost"].null_count() == table.height
+
+
 def test_frontier_needs_every_cost(tmp_path: Path):
     with pytest.raises(InputError, match="no cost for 1 model"):
         cost.frontier(_scores(), {"a": 1.0, "b": 2.0})

@@ -31,6 +31,24 @@ def test_auto_precision_resolves_by_cpu(tmp_path):
         embedding.resolve_precision("int8")
 
 
+def test_later_jobs_take_the_precision_the_benchmark_texts_were_embedded_with():
+    configured = {"model": "all-MiniLM-L6-v2", "batch_size": 8, "max_seq_length": 256}
+    for precision in ("float32", "bfloat16"):
+        recorded = EmbeddingSettings(**configured, precision=precision).key()
+        # `auto` follows the index whatever this node's CPU would choose
+        chosen = embedding.settings_of_index({**configured, "precision": "auto"},
+                                             [recorded] * 3, "index.parquet")
+        assert chosen.precision == precision and chosen.key() == recorded
+    bf16 = EmbeddingSettings(**configured, precision="bfloat16").key()
+    with pytest.raises(InputError, match="index.parquet.*forcerun embed_all_texts"):
+        embedding.settings_of_index({**configured, "precision": "float32"}, [bf16], "index.parquet")
+    with pytest.raises(InputError, match="index.parquet.*forcerun embed_all_texts"):
+        embedding.settings_of_index({**configured, "batch_size": 16, "precision": "auto"}, [bf16],
+                                    "index.parquet")
+    with pytest.raises(InputError, match="one embedding setting"):
+        embedding.settings_of_index(configured, [bf16, bf16 + "x"], "index.parquet")
+
+
 def test_cache_key_names_every_setting_that_changes_vectors():
     base = EmbeddingSettings()
     assert base.key() != EmbeddingSettings(precision="bfloat16").key()

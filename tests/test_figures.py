@@ -87,3 +87,11 @@ def test_summary_html_escapes_and_formats():
                                               "mean_cost": [None]}), "T", "S3 beats BMA 3 times")
     assert "<td>s3&lt;x&gt;</td><td>0.6941</td><td></td>" in page
     assert "S3 beats BMA 3 times" in page
+
+
+def test_u_curve_bandwidth_never_takes_an_ot_sigma():
+    assert figures.u_curve_bandwidth(0.03, "ot", 0.5) == 0.03  # a fitted knn sigma wins
+    assert figures.u_curve_bandwidth(None, "knn", 0.2) == 0.2
+    assert figures.u_curve_bandwidth(None, "knn", 1) == 1.0  # YAML gives an int for `1`
+    assert figures.u_curve_bandwidth(None, "ot", 0.5) == 0.09  # OT-distance scale: not u's
+    assert figures.u_curve_bandwidth(None, "knn", "auto") == 0.09

@@ -80,3 +80,19 @@ def test_one_run_per_dataset_and_model_and_no_encrypted_texts():
         "gpqa:subset=main,model=openai_gpt2": "encrypted instance texts",
         "bbq:subject=all,method=multiple_choice_joint,model=openai_ada,"
         "groups=ablation_multiple_choice": "another run of its dataset and model was kept"}
+
+
+def test_configured_models_without_a_run_are_an_error():
+    index = {"boolq:model=openai_ada": "v1", "boolq:model=meta_llama-2-7b": "v1",
+             "imdb:model=together_bloom": "v1"}
+    runs, _ = select_runs(index, models=["openai/ada"])
+    assert runs["model_slug"].to_list() == ["openai_ada"]
+    with pytest.raises(InputError) as error:
+        select_runs(index, models=["openai/ada", "openai/adaa", "acme/none"])
+    message = str(error.value)
+    assert "helm.models" in message
+    assert "['openai/adaa', 'acme/none']" in message
+    assert "meta/llama-2-7b" in message and "openai/ada" in message
+    # A model whose only runs helm.runs leaves out matches no selected run either.
+    with pytest.raises(InputError, match=r"helm\.models.*together/bloom"):
+        select_runs(index, include=[r"^boolq:"], models=["together/bloom"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import zipfile
 
+import polars as pl
 import pytest
 from matplotlib.image import imread
 
@@ -24,6 +25,9 @@ def test_report_holds_every_figure(tmp_path_factory):
     for name in FIGURES:
         image = imread(figures / name)
         assert image.shape[0] > 200 and image.shape[1] > 200 and image.std() > 0, name
+    # The configured costs reach the evaluation table, not only the frontier.
+    summary = pl.read_parquet(directory / "results" / "report" / "summary.parquet")
+    assert summary["mean_cost"].null_count() == 0 and summary["mean_cost"].min() > 0
     archive = directory / "report.zip"
     run_workflow(config, extra=("--report", str(archive)))
     with zipfile.ZipFile(archive) as report:

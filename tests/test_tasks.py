@@ -31,7 +31,7 @@ def test_jsonl_with_ids_labels_and_model_columns(tmp_path):
         {"id": "q2", "text": "Solve x + 1 = 3.", "label": 2, "org/model-a": 0},
         {"id": "q3", "text": "Factor x^2 - 1.", "label": "(x-1)(x+1)", "org/model-a": True},
     ])
-    table, notes = read_task_file(path)
+    table, notes = read_task_file(path, "algebra")
     assert table.columns == ["instance_id", "text", "label", "org/model-a", "org/model-b"]
     assert table["instance_id"].to_list() == ["q1", "q2", "q3"]
     assert table["label"].to_list() == ["2", "2", "(x-1)(x+1)"]
@@ -44,12 +44,12 @@ def test_jsonl_with_ids_labels_and_model_columns(tmp_path):
 def test_csv_and_txt_get_ids_from_the_name(tmp_path):
     csv = tmp_path / "poems.csv"
     csv.write_text('text,label\n"Write a haiku, about rain",x\nName a rhyme for cat,hat\n')
-    table, _ = read_task_file(csv)
+    table, _ = read_task_file(csv, "poems")
     assert table["instance_id"].to_list() == ["poems-1", "poems-2"]
     assert table["text"][0] == "Write a haiku, about rain"
     txt = tmp_path / "chat.txt"
     txt.write_text("first prompt\n\n  \nsecond prompt\nfirst prompt\n")
-    table, notes = read_task_file(txt)
+    table, notes = read_task_file(txt, "chat")
     assert table["text"].to_list() == ["first prompt", "second prompt"]
     assert table.columns == ["instance_id", "text"]
     assert any("repeated" in n for n in notes)
@@ -75,18 +75,32 @@ def test_bad_task_files_name_the_file(tmp_path, name, content, message):
     path = tmp_path / name
     path.write_text(content)
     with pytest.raises(InputError) as error:
-        read_task_file(path)
+        read_task_file(path, "task")
     assert str(path) in str(error.value)
     assert message in str(error.value)
 
 
 def test_missing_file_and_binary_file(tmp_path):
     with pytest.raises(InputError, match="does not exist"):
-        read_task_file(tmp_path / "gone.jsonl")
+        read_task_file(tmp_path / "gone.jsonl", "gone")
     binary = tmp_path / "binary.txt"
     binary.write_bytes(b"\xff\xfe\x00bad")
     with pytest.raises(InputError, match="not UTF-8"):
-        read_task_file(binary)
+        read_task_file(binary, "binary")
+
+
+def test_the_name_not_the_file_names_the_task(tmp_path):
+    # new_tasks.files: {my_prompts: "my prompts.jsonl"}: any file name under a valid key.
+    path = write_jsonl(tmp_path / "my prompts.jsonl", [{"text": "a"}, {"text": "b"}])
+    table, _ = read_task_file(path, "my_prompts")
+    assert table["instance_id"].to_list() == ["my_prompts-1", "my_prompts-2"]
+    found = find_task_files(tmp_path / "absent", {"my_prompts": str(path)})
+    assert found == {"my_prompts": path}
+    with pytest.raises(InputError, match="task name 'my prompts'") as error:
+        read_task_file(tmp_path / "fine.jsonl", "my prompts")
+    assert "fine.jsonl" in str(error.value)
+    with pytest.raises(InputError, match="new_tasks.files"):
+        find_task_files(tmp_path / "absent", {"bad name!": str(path)})
 
 
 def test_find_task_files_and_names(tmp_path):
@@ -115,6 +129,6 @@ def test_a_task_may_not_take_a_benchmark_dataset_name():
 
 def test_repository_example_task_reads():
     path = Path(__file__).resolve().parents[1] / "tasks" / "algebra_examples.jsonl"
-    table, notes = read_task_file(path)
+    table, notes = read_task_file(path, "algebra_examples")
     assert table.height == 30 and not notes
     assert table.schema["text"] == pl.String

@@ -23,8 +23,7 @@ def main() -> None:
         frames.append(table.select("dataset", "instance_id", "text")
                       .unique(["dataset", "instance_id"], maintain_order=True))
     texts = pl.concat(frames)
-    chosen = snakemake.params.embedding  # noqa: F821
-    settings = EmbeddingSettings(**{k: v for k, v in chosen.items() if k != "cache_dir"})
+    settings = EmbeddingSettings(**snakemake.params.embedding)  # noqa: F821
     embed_texts(texts["text"].unique(maintain_order=True).to_list(), settings,
                 snakemake.params.cache_dir, threads=snakemake.threads)  # noqa: F821
     manifest = texts.select(

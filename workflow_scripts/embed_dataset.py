@@ -1,4 +1,5 @@
-"""Embed one dataset's distinct instances (through the content-addressed cache)."""
+"""Embed one dataset's distinct instances (through the content-addressed cache), with the
+setting embed_all_texts recorded for the benchmark texts."""
 
 import sys
 from pathlib import Path
@@ -8,18 +9,19 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import polars as pl
 
 from llmrouter.artifacts import read_table
-from llmrouter.embedding import EmbeddingSettings, embed_texts
+from llmrouter.embedding import embed_texts, settings_of_index
 from llmrouter.logs import run_logged
 from llmrouter.store import write_embeddings
 
 
 def main() -> None:
-    table = pl.from_arrow(read_table(snakemake.input[0], ["instance_id", "text"]))  # noqa: F821
+    table = pl.from_arrow(read_table(snakemake.input.table, ["instance_id", "text"]))  # noqa: F821
     instances = table.select("instance_id", "text").unique("instance_id", maintain_order=True)
-    settings = {k: v for k, v in snakemake.params.embedding.items() if k != "cache_dir"}  # noqa: F821
+    index = snakemake.input.index  # noqa: F821
+    recorded = pl.from_arrow(read_table(index, ["setting"]))["setting"].unique().to_list()
     vectors = embed_texts(
         instances["text"].to_list(),
-        EmbeddingSettings(**settings),
+        settings_of_index(snakemake.params.embedding, recorded, index),  # noqa: F821
         snakemake.params.cache_dir,  # noqa: F821
         threads=snakemake.threads,  # noqa: F821
     )

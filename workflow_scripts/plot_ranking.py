@@ -14,7 +14,7 @@ from llmrouter.logs import run_logged
 
 def main() -> None:
     scores = pl.from_arrow(read_table(snakemake.input[0], ["task", "model", "s1", "s3", "p"]))  # noqa: F821
-    save_png(ranking_figure(scores, snakemake.params.top), snakemake.output[0])  # noqa: F821
+    save_png(ranking_figure(scores), snakemake.output[0])  # noqa: F821
 
 
 run_logged(snakemake.log[0], main)  # noqa: F821

@@ -12,11 +12,13 @@ from llmrouter.tasks import correctness_columns, read_task_file
 
 
 def main() -> None:
-    table, notes = read_task_file(snakemake.input[0])  # noqa: F821
+    # The config key names the task (new_tasks.files), not the file, which may be any name.
+    task = snakemake.wildcards.new_task  # noqa: F821
+    table, notes = read_task_file(snakemake.input[0], task)  # noqa: F821
     for note in notes:
         logging.warning(note)
     models = correctness_columns(table)
-    logging.info("%s: %d prompts%s", snakemake.wildcards.new_task, table.height,  # noqa: F821
+    logging.info("%s: %d prompts%s", task, table.height,
                  f", correctness given for {len(models)} model(s)" if models else "")
     write_table(table, snakemake.output[0])  # noqa: F821
 

@@ -6,9 +6,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
+import polars as pl
+
 from llmrouter.artifacts import InputError, write_table
 from llmrouter.benchmark import correctness_table, scan_source_table
-import polars as pl
+from llmrouter.logs import run_logged
 
 
 def main() -> None:
@@ -23,7 +25,5 @@ def main() -> None:
         logging.info(line)
     write_table(table, snakemake.output[0])  # noqa: F821
 
-
-from llmrouter.logs import run_logged  # noqa: E402
 
 run_logged(snakemake.log[0], main)  # noqa: F821

@@ -121,6 +121,22 @@ def parse_index(data: object, source: str, suite: str | None = None) -> dict[str
     raise InputError(f"{source}: not a HELM index (expected {{run: suite}} or a run_specs list)")
 
 
+def _check_models(models: list[str], present: set[str]) -> None:
+    """Raise InputError for configured model ids that no selected run has.
+
+    present: model slugs of the runs that match helm.runs. A misspelt id would otherwise just
+    shrink the pool without a word; `models.include` raises alike (llmrouter/pool.py).
+    """
+    unknown = [m for m in models if model_slug(m) not in present]
+    if not unknown:
+        return
+    # Run names hold `org_name`; HELM org names have no '_', so the first one is the '/'.
+    available = sorted(s.replace("_", "/", 1) for s in present if s)
+    shown = available[:10] + (["..."] if len(available) > 10 else [])
+    raise InputError(f"config helm.models: model(s) {unknown} match no HELM run selected by "
+                     f"helm.runs; available ({len(available)}): {shown}")
+
+
 def select_runs(index: dict[str, str], include: list[str] | None = None,
                 exclude: list[str] | None = None, models: str | list[str] = "all",
                 ) -> tuple[pl.DataFrame, dict[str, str]]:
@@ -131,17 +147,23 @@ def select_runs(index: dict[str, str], include: list[str] | None = None,
     Returns the run list (columns RUN_LIST_COLUMNS, sorted by dataset, run) and the runs that
     matched but were left out, with why: encrypted texts, or another run of the same dataset
     and model was kept (the first by name).
+    Raises InputError naming `helm.models` for a model that no run matching include/exclude
+    has.
     """
     include_re = [re.compile(p) for p in include or []]
     exclude_re = [re.compile(p) for p in exclude or []]
     wanted = None if models == "all" else {model_slug(m) for m in models}
     rows, left_out = [], {}
+    matched = {}
     for run, suite in index.items():
         if include_re and not any(p.search(run) for p in include_re):
             continue
         if any(p.search(run) for p in exclude_re):
             continue
-        parsed = parse_run_name(run)
+        matched[run] = (suite, parse_run_name(run))
+    if wanted is not None:
+        _check_models(models, {parsed.get("model", "") for _, parsed in matched.values()})
+    for run, (suite, parsed) in matched.items():
         slug_ = parsed.get("model", "")
         if wanted is not None and slug_ not in wanted:
             continue

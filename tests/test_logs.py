@@ -1,0 +1,65 @@
+"""run_logged (llmrouter/logs.py): each call logs to its own file and leaves stderr and
+logging as it found them, so a script may run several logged steps."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import pytest
+
+from llmrouter.artifacts import InputError
+from llmrouter.logs import run_logged
+
+
+def step(message: str):
+    """A job's main: one logging line and one line written straight to stderr."""
+    def main() -> None:
+        logging.info("%s via logging", message)
+        print(f"{message} via stderr", file=sys.stderr)
+    return main
+
+
+def test_two_calls_in_a_row_write_both_logs_and_restore_stderr(tmp_path, capsys):
+    root = logging.getLogger()
+    stderr, handlers, level = sys.stderr, root.handlers[:], root.level
+    first, second = tmp_path / "first.log", tmp_path / "second.log"
+    run_logged(str(first), step("one"))
+    run_logged(str(second), step("two"))
+    for path, mine, other in ((first, "one", "two"), (second, "two", "one")):
+        text = path.read_text()
+        assert f"INFO {mine} via logging" in text and f"{mine} via stderr" in text
+        assert other not in text
+    assert sys.stderr is stderr
+    assert root.handlers == handlers and root.level == level
+    print("still usable", file=sys.stderr)
+    assert "still usable" in capsys.readouterr().err
+
+
+def test_bad_input_goes_to_log_and_terminal_and_stderr_is_restored(tmp_path, capsys):
+    stderr, handlers = sys.stderr, logging.getLogger().handlers[:]
+    log = tmp_path / "bad.log"
+
+    def main() -> None:
+        raise InputError("config x.y: wrong")
+
+    with pytest.raises(SystemExit) as exit_:
+        run_logged(str(log), main)
+    assert exit_.value.code == 1
+    assert "ERROR config x.y: wrong" in log.read_text()
+    assert f"ERROR: config x.y: wrong (log: {log})" in capsys.readouterr().err
+    assert sys.stderr is stderr and logging.getLogger().handlers == handlers
+
+
+def test_a_crash_is_logged_and_stderr_is_restored(tmp_path):
+    stderr = sys.stderr
+    log = tmp_path / "crash.log"
+
+    def main() -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run_logged(str(log), main)
+    text = log.read_text()
+    assert "job failed" in text and "RuntimeError: boom" in text
+    assert sys.stderr is stderr
