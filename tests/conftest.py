@@ -20,9 +20,12 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 def require_shared(path: Path = HELM_MMLU) -> Path:
-    """Skip the calling test, with the reason, when ../shared is not beside the checkout."""
+    """Skip the calling test, with the reason, when ../shared is not beside the checkout; fail
+    when ../shared is there but `path` is not (a moved fixture must not skip silently in CI)."""
+    if not SHARED.is_dir():
+        pytest.skip(f"{SHARED} is absent: these tests need ../shared beside the checkout")
     if not path.exists():
-        pytest.skip(f"{path} is absent: these tests need ../shared beside the checkout")
+        pytest.fail(f"{path} is missing from {SHARED}")
     return path
 
 

@@ -23,13 +23,14 @@ PROMPTS = [
     "Find the vertex of the parabola y = x^2 - 6x + 5.",
     "Solve |2x - 5| = 9.",
 ]
-_RUN: dict[str, Path] = {}
+_RUN: dict = {}
 
 
 def new_task_run(tmp_path_factory) -> tuple[Path, Path, pl.DataFrame]:
     """(run folder, config, slice table): the slice, tasks/tiny_algebra.jsonl (with a label
     and one model's correctness) and per-model costs; the target
-    results/scores/tiny_algebra.parquet built."""
+    results/scores/tiny_algebra.parquet built. Later tests may build more in the folder: what
+    the target alone wrote is in `first_scores()`."""
     if "dir" not in _RUN:
         frame = mmlu_slice()
         directory = tmp_path_factory.mktemp("new_task_run")
@@ -42,5 +43,12 @@ def new_task_run(tmp_path_factory) -> tuple[Path, Path, pl.DataFrame]:
         costs = {m: float(i + 1) for i, m in enumerate(models)}
         config = write_config(directory, directory / "slice.parquet", cost={"models": costs})
         run_workflow(config, str(directory / "results" / "scores" / f"{TASK}.parquet"))
-        _RUN.update(dir=directory, config=config, frame=frame)
+        scores = sorted(p.name for p in (directory / "results" / "scores").iterdir())
+        _RUN.update(dir=directory, config=config, frame=frame, scores=scores)
     return _RUN["dir"], _RUN["config"], _RUN["frame"]
+
+
+def first_scores() -> list[str]:
+    """The files of results/scores/ right after new_task_run's target build, whatever other
+    tests (test_report.py runs the whole workflow there) built since."""
+    return _RUN["scores"]

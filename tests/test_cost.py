@@ -5,10 +5,13 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 
 from llmrouter import cost, evaluation
 from llmrouter.artifacts import InputError
 from llmrouter.routing import Pairs, RoutingParams, score_task
+
+from conftest import REPO, require_shared
 
 
 def test_cheapest_within_epsilon():
@@ -108,10 +111,7 @@ def test_per_instance_routing_in_scores_picks_and_summary():
 
 
 def test_helm_mmlu_cost_config_validates_and_prices_every_kept_model():
-    import yaml
     from snakemake.utils import validate
-
-    from conftest import HELM_MMLU, REPO
 
     config = yaml.safe_load((REPO / "config" / "helm_mmlu_cost.yaml").read_text())
     validate(config, str(REPO / "config.schema.yaml"))
@@ -121,6 +121,10 @@ def test_helm_mmlu_cost_config_validates_and_prices_every_kept_model():
     assert all(c > 0 for c in costs.values())
     assert config["cost"]["unit"] == "parameters (billions)"
     assert costs["meta/llama-2-70b"] == 70 and costs["mistralai/mixtral-8x7b-32kseqlen"] == 46.7
-    if HELM_MMLU.exists():
-        known = set(pl.read_parquet(HELM_MMLU, columns=["model"])["model"].unique())
-        assert set(include) <= known
+
+
+def test_helm_mmlu_cost_config_prices_models_of_the_table():
+    include = yaml.safe_load((REPO / "config" / "helm_mmlu_cost.yaml").read_text())["models"][
+        "include"]
+    known = set(pl.read_parquet(require_shared(), columns=["model"])["model"].unique())
+    assert set(include) <= known, sorted(set(include) - known)

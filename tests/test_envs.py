@@ -27,8 +27,17 @@ def test_conda_env_pins_equal_requirements():
 
 
 def test_every_rule_uses_the_pinned_env():
-    for smk in (REPO / "rules").glob("*.smk"):
+    common = (REPO / "rules" / "common.smk").read_text()
+    assert re.search(r'^CONDA_ENV = "\.\./envs/routing\.yaml"$', common, flags=re.M)
+    assert (REPO / "envs" / "routing.yaml").is_file()
+    start = re.compile(r"^\s*(?:rule|checkpoint) (\w+):", flags=re.M)
+    checked = 0
+    for smk in sorted((REPO / "rules").glob("*.smk")):
         text = smk.read_text()
-        rules = len(re.findall(r"^(?:rule|checkpoint) \w+:", text, flags=re.M))
-        envs = text.count("conda:")
-        assert envs >= rules, f"{smk.name}: {rules} rules but {envs} conda: directives"
+        heads = list(start.finditer(text))
+        for head, after in zip(heads, [*heads[1:], None]):
+            block = text[head.end():after.start() if after else len(text)]
+            assert re.search(r"^\s*conda:\s*\n\s*CONDA_ENV\s*$", block, flags=re.M), \
+                f"{smk.name}: rule {head.group(1)} has no `conda: CONDA_ENV`"
+            checked += 1
+    assert checked >= 20, f"only {checked} rules found: the pattern no longer matches"

@@ -14,7 +14,9 @@ from llmrouter.helm.download import (BrokenFile, HelmUnreachable, MissingFile, T
                                      download_run, fetch_index, fetch_json, file_url,
                                      project_roots, FetchStats)
 
-FAST = Transfer(timeout_s=1.0, retries=3, backoff_s=0.01)
+# A timeout well above a local answer's time on a loaded 2-core machine (an ordinary request
+# must never time out, or the retry counts below change), and slow faults well above it.
+FAST = Transfer(timeout_s=3.0, retries=3, backoff_s=0.01)
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def test_download_run_fetches_three_files(mirror, tree, tmp_path):
 def test_retries_5xx_and_slow_answers(mirror, tree, tmp_path):
     run = sorted(tree[1])[0]
     mirror.faults += [Fault("instances.json", "error500", times=2),
-                      Fault("display_predictions.json", "slow", times=1, delay=2.0)]
+                      Fault("display_predictions.json", "slow", times=1, delay=6.0)]
     result = download_run(project_roots(mirror.base_url, "mmlu"), "v1.0.0", run, tmp_path, FAST)
     assert result.status == "ok"
     assert result.stats.retries == 3  # two 500s, one timeout

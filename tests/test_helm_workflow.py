@@ -31,7 +31,7 @@ def helm_config(directory: Path, base_url: str, **helm) -> Path:
         # Every helm key the default config.yaml sets, since --configfile merges into it.
         "helm": {"base_url": base_url, "project": "mmlu", "release": "v1.13.0",
                  "runs": {"include": [], "exclude": []}, "models": "all",
-                 "on_missing": "skip", "timeout_s": 1.0, "retries": 3, "backoff_s": 0.01,
+                 "on_missing": "skip", "timeout_s": 3.0, "retries": 3, "backoff_s": 0.01,
                  **helm},
     }
     path = directory / "config.yaml"
@@ -99,7 +99,7 @@ def test_mirror_workflow_equals_table_source(tmp_path, mirror):
 def test_faults_are_retried_reported_and_skipped(tmp_path, mirror):
     flaky, slow, gone, cut = mirror.runs[1], mirror.runs[2], mirror.runs[5], mirror.runs[10]
     mirror.faults += [Fault(f"{flaky}/instances.json", "error500", times=2),
-                      Fault(f"{slow}/display_predictions.json", "slow", times=1, delay=2.0),
+                      Fault(f"{slow}/display_predictions.json", "slow", times=1, delay=6.0),
                       Fault(f"{gone}/", "missing"),
                       Fault(f"{cut}/display_predictions.json", "truncate")]
     config = helm_config(tmp_path, mirror.base_url)

@@ -140,7 +140,6 @@ def _clustered_pool(seed: int = 3):
 def _cell_index(k: int = 3):
     """The clustered pool in an approximate index of about 10 rows per cell, and the exact
     lists of dataset 2: (codes, pool, cells, index, exact)."""
-    pytest.importorskip("faiss")
     from llmrouter import ann
 
     codes, pool = _clustered_pool()
@@ -185,7 +184,6 @@ def test_approximate_index_few_probes_still_fills_every_list():
 
 
 def test_approximate_index_rejects_another_pool(tmp_path):
-    pytest.importorskip("faiss")
     from llmrouter import ann
     from llmrouter.artifacts import InputError
     from llmrouter.pool import Pool

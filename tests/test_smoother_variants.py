@@ -93,14 +93,25 @@ def test_flat_accuracies_choose_the_widest_bandwidth():
     assert (picked, error) == (1.0, pytest.approx(0.0))
 
 
+U = {"a": 0.1, "b": 0.2, "c": 0.35, "d": 0.5}
+ACC = {"a": [0.9, 0.1], "b": [0.8, 0.3], "c": [0.5, 0.5], "d": [0.2, 0.9]}
+
+
+def _strict_u(heldout: str) -> dict[str, float]:
+    """u of the other datasets with `heldout` out of the pool: stretched, by how much depending
+    on the task (as leaving a task out moves the others' u), so strict sets differ from the
+    reference pass."""
+    stretch = 1.0 + 0.5 * (1 + list(U).index(heldout))
+    return {d: u * stretch for d, u in U.items() if d != heldout}
+
+
 def _pairs_table(models: list[str]) -> pl.DataFrame:
     """Pairs of 4 datasets: a reference pass (heldout null) and strict sets without each one."""
-    u = {"a": 0.1, "b": 0.2, "c": 0.35, "d": 0.5}
-    acc = {"a": [0.9, 0.1], "b": [0.8, 0.3], "c": [0.5, 0.5], "d": [0.2, 0.9]}
     frames = []
-    for heldout in [None, "a", "b", "c", "d"]:
-        names = [d for d in u if d != heldout]
-        pairs = Pairs(names, np.array([u[d] for d in names]), np.array([acc[d] for d in names]))
+    for heldout in [None, *U]:
+        u = U if heldout is None else _strict_u(heldout)
+        names = list(u)
+        pairs = Pairs(names, np.array([u[d] for d in names]), np.array([ACC[d] for d in names]))
         frames.append(pairs_frame(pairs, models, heldout))
     return pl.concat(frames)
 
@@ -113,13 +124,15 @@ def test_fit_bandwidths_never_uses_the_scored_task(mode):
                                       (0.05, 0.1, 0.2))
     assert fitted["task"].to_list() == ["a", "b", "c", "d", None]
     assert fitted["n_pairs"].to_list() == [3, 3, 3, 3, 4]
-    # the row of "c" equals a fit on the three other pairs alone
-    others = np.array([0.1, 0.2, 0.5])
-    acc = np.array([[0.9, 0.1], [0.8, 0.3], [0.2, 0.9]])
-    expected = bandwidth.select_bandwidth(bandwidth.pair_distances_knn(others), acc,
-                                          (0.05, 0.1, 0.2))
+    # the row of "c" equals a fit on the three other pairs alone: strict mode's set without c,
+    # or the reference pass less c's own pair
+    acc = np.array([ACC[d] for d in ("a", "b", "d")])
+    expected = {m: bandwidth.select_bandwidth(bandwidth.pair_distances_knn(
+        np.array(list(v.values()))), acc, (0.05, 0.1, 0.2)) for m, v in
+        [("strict", _strict_u("c")), ("reference", {d: x for d, x in U.items() if d != "c"})]}
+    assert expected["strict"][1] != pytest.approx(expected["reference"][1])  # modes differ
     row = fitted.filter(pl.col("task") == "c")
-    assert (row["bandwidth"].item(), row["loo_error"].item()) == pytest.approx(expected)
+    assert (row["bandwidth"].item(), row["loo_error"].item()) == pytest.approx(expected[mode])
     fixed = bandwidth.fit_bandwidths(table, models, ["a", "b", "c", "d"], mode, "knn", 0.09)
     assert fixed["bandwidth"].to_list() == [0.09] * 5
     assert not fixed["auto"].any()
@@ -133,6 +146,11 @@ def test_fit_bandwidths_with_ot_matrix():
     fitted = bandwidth.fit_bandwidths(_pairs_table(models), models, names, "strict", "ot",
                                       0.1, ot_matrix=ot_matrix)
     assert fitted["descriptor"].unique().to_list() == ["ot"]
+    # c's row: the OT distances among a, b, d drive the error (u plays no part)
+    others = ["a", "b", "d"]
+    dist = np.array([[ot_matrix[s][t] for t in others] for s in others])
+    expected = bandwidth.loo_error(dist, np.array([ACC[d] for d in others]), 0.1)
+    assert fitted.filter(pl.col("task") == "c")["loo_error"].item() == pytest.approx(expected)
     assert (fitted["loo_error"] > 0).all()
 
 
@@ -223,7 +241,9 @@ def test_schema_accepts_every_descriptor(descriptor):
               "smoother": {"descriptor": descriptor}}
     validate(config, str(REPO / "config.schema.yaml"))
     assert config["smoother"]["bandwidth"] == 0.09  # the paper's default stays
-    with pytest.raises(Exception):
+    from snakemake.exceptions import WorkflowError
+
+    with pytest.raises(WorkflowError, match="'calibration' is not one of"):
         validate({"source": "table", "table": {"path": "x"},
                   "smoother": {"descriptor": "calibration"}}, str(REPO / "config.schema.yaml"))
 

@@ -111,7 +111,6 @@ def test_approximate_index_probing_every_cell_gives_the_exact_scores(tmp_path, s
                                                                     finished_run):
     """knn.index: approximate runs through the workflow (index rule, per-task search) and,
     with every cell probed, gives the exact run's neighbours and scores."""
-    pytest.importorskip("faiss")
     config = write_config(tmp_path, slice_table,
                           knn={"index": "approximate", "cell_size": 16, "n_probe": 100000})
     datasets = sorted(mmlu_slice()["dataset"].unique().to_list())

@@ -1,0 +1,118 @@
+"""Round trips of llmrouter.store's writers and readers, on tiny hand-made artifacts."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from llmrouter import store
+from llmrouter.artifacts import InputError, write_table
+from llmrouter.knn import Neighbours
+from llmrouter.pool import Pool
+
+
+def tiny_pool() -> Pool:
+    # Dataset a: rows 0, 1 (a1, a2); dataset b: row 2 (b1). Two models.
+    return Pool(
+        datasets=["a", "b"],
+        dataset_of=np.array([0, 0, 1], dtype=np.int32),
+        instance_ids=np.array(["a1", "a2", "b1"]),
+        models=["m1", "m2"],
+        correct=np.array([[1, 0], [0, 1], [1, 1]], dtype=np.uint8),
+    )
+
+
+def test_pool_round_trip(tmp_path):
+    pool = tiny_pool()
+    correctness, models = tmp_path / "correct.parquet", tmp_path / "models.parquet"
+    store.write_pool(pool, correctness, models, {"m0": "too few answers"})
+    back = store.read_pool(correctness, models)
+    assert back.datasets == ["a", "b"]
+    assert back.dataset_of.tolist() == [0, 0, 1]
+    assert back.instance_ids.tolist() == ["a1", "a2", "b1"]
+    assert back.models == ["m1", "m2"]  # the dropped model is listed but not kept
+    assert back.correct.dtype == np.uint8
+    assert back.correct.tolist() == [[1, 0], [0, 1], [1, 1]]
+    # The model list: kept models with their column, dropped ones with the reason.
+    table = pl.read_parquet(models)
+    assert table.rows() == [("m1", 0, True, ""), ("m2", 1, True, ""),
+                            ("m0", None, False, "too few answers")]
+
+
+def test_embeddings_round_trip(tmp_path):
+    path = tmp_path / "emb.parquet"
+    vectors = np.array([[0.5, -1.0, 2.0], [3.0, 0.25, 0.0]])  # float64 in, float32 out
+    store.write_embeddings(["x", "y"], vectors, path)
+    ids, back = store.read_embeddings(path)
+    assert ids.tolist() == ["x", "y"]
+    assert back.dtype == np.float32
+    assert back.tolist() == vectors.tolist()
+
+
+def test_pool_embeddings_follow_pool_order(tmp_path):
+    # File a lists a2 before a1 and an extra id; the result is in pool order a1, a2, b1.
+    pool = tiny_pool()
+    store.write_embeddings(["a2", "zz", "a1"], np.array([[2.0, 0], [9.0, 9], [1.0, 0]]),
+                           tmp_path / "a.parquet")
+    store.write_embeddings(["b1"], np.array([[3.0, 0]]), tmp_path / "b.parquet")
+    out = store.pool_embeddings(pool, {"a": tmp_path / "a.parquet", "b": tmp_path / "b.parquet"})
+    assert out.tolist() == [[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]]
+
+
+def test_pool_embeddings_missing_instance(tmp_path):
+    # File b has b9 but not the pool's b1: InputError naming the file and the id.
+    pool = tiny_pool()
+    store.write_embeddings(["a1", "a2"], np.zeros((2, 2)), tmp_path / "a.parquet")
+    store.write_embeddings(["b9"], np.zeros((1, 2)), tmp_path / "b.parquet")
+    with pytest.raises(InputError, match=r"b\.parquet: no embedding for 1 instance.*'b1'"):
+        store.pool_embeddings(pool, {"a": tmp_path / "a.parquet", "b": tmp_path / "b.parquet"})
+
+
+def test_neighbours_round_trip(tmp_path):
+    # Two queries, L = 3; the second row is padded (-1 / inf).
+    neighbours = Neighbours(
+        index=np.array([[2, 0, 1], [0, -1, -1]], dtype=np.int64),
+        dataset=np.array([[1, 0, 0], [0, -1, -1]], dtype=np.int32),
+        distance=np.array([[0.1, 0.25, 0.5], [0.75, np.inf, np.inf]], dtype=np.float32),
+    )
+    path = tmp_path / "nb.parquet"
+    store.write_neighbours(np.array(["q1", "q2"]), neighbours, path)
+    ids, back = store.read_neighbours(path)
+    assert ids.tolist() == ["q1", "q2"]
+    assert (back.index.dtype, back.dataset.dtype, back.distance.dtype) == (
+        np.int64, np.int32, np.float32)
+    assert back.index.tolist() == [[2, 0, 1], [0, -1, -1]]
+    assert back.dataset.tolist() == [[1, 0, 0], [0, -1, -1]]
+    np.testing.assert_array_equal(back.distance, neighbours.distance)
+
+
+def test_ot_matrix_and_row(tmp_path):
+    # A distances table as the workflow writes it (extra columns are ignored).
+    path = tmp_path / "ot.parquet"
+    write_table(pl.DataFrame({"task": ["t1", "t1", "t2"], "dataset": ["d1", "d2", "d1"],
+                              "distance": [0.5, 1.5, 2.0], "n_points": [3, 3, 4]}), path)
+    assert store.read_ot_matrix(path) == {"t1": {"d1": 0.5, "d2": 1.5}, "t2": {"d1": 2.0}}
+    assert store.read_ot_row(path, "t2") == {"d1": 2.0}
+    with pytest.raises(InputError, match=r"ot\.parquet: no OT distances from task 't3'"):
+        store.read_ot_row(path, "t3")
+
+
+def test_ot_matrix_missing_column(tmp_path):
+    path = tmp_path / "ot.parquet"
+    write_table(pl.DataFrame({"task": ["t1"], "dataset": ["d1"]}), path)
+    with pytest.raises(InputError, match=r"missing column\(s\) \['distance'\]"):
+        store.read_ot_matrix(path)
+
+
+def test_cells_round_trip_and_stale_index(tmp_path):
+    pool = tiny_pool()
+    path = tmp_path / "cells.parquet"
+    store.write_cells(pool, np.array([4, 0, 7]), path)
+    back = store.read_cells(path, pool)
+    assert back.dtype == np.int32 and back.tolist() == [4, 0, 7]
+    # Same sizes, other instance ids: built for another pool.
+    other = Pool(pool.datasets, pool.dataset_of, np.array(["a1", "a2", "b2"]), pool.models,
+                 pool.correct)
+    with pytest.raises(InputError, match="built for another pool"):
+        store.read_cells(path, other)
