@@ -48,6 +48,24 @@ def model_costs(models: list[str], cost: dict[str, float]) -> np.ndarray:
     return np.array([float(cost[m]) for m in models])
 
 
+def cost_column(cost: dict[str, float]) -> pl.Expr:
+    """`cost`: each row's model's cost, null for a model without one."""
+    # YAML gives ints and floats side by side (70, 46.7): polars wants one type.
+    as_float = {model: float(value) for model, value in cost.items()}
+    return pl.col("model").replace_strict(as_float, default=None, return_dtype=pl.Float64) \
+        .alias("cost")
+
+
+def routed_cost(scores: pl.DataFrame, cost: dict[str, float]) -> pl.DataFrame:
+    """task, routed_cost: per-instance routing's cost on each task, the routed-share-weighted
+    mean of the models' costs; null where a model that gets inputs has no cost.
+    scores: rows of routing.score_task with routed_share."""
+    routed = scores.with_columns(cost_column(cost)).filter(pl.col("routed_share") > 0)
+    return routed.group_by("task", maintain_order=True).agg(
+        pl.when(pl.col("cost").is_null().any()).then(None)
+        .otherwise((pl.col("routed_share") * pl.col("cost")).sum()).alias("routed_cost"))
+
+
 def frontier(scores: pl.DataFrame, cost: dict[str, float],
              epsilons: tuple[float, ...] = DEFAULT_EPSILONS,
              methods: tuple[str, ...] = ("s3", "oracle")) -> pl.DataFrame:
@@ -60,6 +78,7 @@ def frontier(scores: pl.DataFrame, cost: dict[str, float],
     Columns: method, epsilon, mean_accuracy, mean_cost.
     """
     scores = scores.filter(pl.col("accuracy").is_not_null())
+    model_costs(scores["model"].unique(maintain_order=True).to_list(), cost)  # every one priced
     rows = []
     per_task = [group.sort("model") for _, group in scores.group_by("task", maintain_order=True)]
     for method in methods:
@@ -78,12 +97,9 @@ def frontier(scores: pl.DataFrame, cost: dict[str, float],
                          "mean_cost": float(np.mean(spent))})
     if "routed_share" in scores.columns and per_task:
         accuracy = [group["per_instance_accuracy"][0] for group in per_task]
-        spent = [float(group["routed_share"].to_numpy() @ model_costs(group["model"].to_list(),
-                                                                         cost))
-                 for group in per_task]
         rows.append({"method": "per_instance", "epsilon": 0.0,
                      "mean_accuracy": float(np.mean(accuracy)),
-                     "mean_cost": float(np.mean(spent))})
+                     "mean_cost": float(routed_cost(scores, cost)["routed_cost"].mean())})
     return pl.DataFrame(rows, schema={"method": pl.String, "epsilon": pl.Float64,
                                       "mean_accuracy": pl.Float64, "mean_cost": pl.Float64})
 

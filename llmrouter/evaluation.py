@@ -7,6 +7,7 @@ import polars as pl
 from scipy import stats
 
 from llmrouter import scores as scores_mod
+from llmrouter.cost import cost_column, routed_cost
 from llmrouter.routing import ALL_METHODS, METHODS
 
 # The score each method ranks models by, as an expression over a scores table.
@@ -60,27 +61,6 @@ def _correlations(scores: pl.DataFrame, method: str) -> tuple[float, float]:
     return mean(pearson), mean(spearman)
 
 
-def _model_cost(cost: dict[str, float]) -> pl.Expr:
-    """Each row's model's cost, null for a model without one."""
-    # YAML gives ints and floats side by side (70, 46.7): polars wants one type.
-    as_float = {model: float(value) for model, value in cost.items()}
-    return pl.col("model").replace_strict(as_float, default=None, return_dtype=pl.Float64) \
-        .alias("cost")
-
-
-def routed_cost(scores: pl.DataFrame, cost: dict[str, float]) -> pl.DataFrame:
-    """task, routed_cost: per-instance routing's cost on each task, the routed-share-weighted
-    mean of the models' costs; null where a model that gets inputs has no cost, or where the
-    scores carry no routed shares."""
-    if "routed_share" not in scores.columns:
-        return scores.select("task").unique().with_columns(
-            pl.lit(None, dtype=pl.Float64).alias("routed_cost"))
-    routed = scores.with_columns(_model_cost(cost)).filter(pl.col("routed_share") > 0)
-    return routed.group_by("task").agg(
-        pl.when(pl.col("cost").is_null().any()).then(None)
-        .otherwise((pl.col("routed_share") * pl.col("cost")).sum()).alias("routed_cost"))
-
-
 def summary(scores: pl.DataFrame, cost: dict[str, float] | None = None) -> pl.DataFrame:
     """Per method: mean accuracy, ratio to oracle, mean Pearson / Spearman of its scores with
     the true accuracies, % of tasks where the pick is BMA's, mean rank of the pick (1 = best),
@@ -100,10 +80,11 @@ def summary(scores: pl.DataFrame, cost: dict[str, float] | None = None) -> pl.Da
     bma = chosen.filter(pl.col("method") == "bma").select("task", pl.col("model").alias("bma"))
     chosen = chosen.join(bma, on="task")
     if cost:
-        chosen = chosen.with_columns(_model_cost(cost)).join(
-            routed_cost(scores, cost), on="task", how="left").with_columns(
-            pl.when(pl.col("method") == "per_instance").then("routed_cost")
-            .otherwise("cost").alias("cost"))
+        chosen = chosen.with_columns(cost_column(cost))
+        if "routed_share" in scores.columns:
+            chosen = chosen.join(routed_cost(scores, cost), on="task", how="left").with_columns(
+                pl.when(pl.col("method") == "per_instance").then("routed_cost")
+                .otherwise("cost").alias("cost"))
     else:
         chosen = chosen.with_columns(pl.lit(None, dtype=pl.Float64).alias("cost"))
     oracle_mean = chosen.filter(pl.col("method") == "oracle")["accuracy"].mean()
