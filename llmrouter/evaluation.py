@@ -78,7 +78,8 @@ def summary(scores: pl.DataFrame, cost: dict[str, float] | None = None) -> pl.Da
     chosen = chosen.join(ranked.select("task", "model", "rank"), on=["task", "model"],
                          how="left")
     bma = chosen.filter(pl.col("method") == "bma").select("task", pl.col("model").alias("bma"))
-    chosen = chosen.join(bma, on="task")
+    # Left join: a task without a BMA pick still counts in every other column.
+    chosen = chosen.join(bma, on="task", how="left")
     if cost:
         chosen = chosen.with_columns(cost_column(cost))
         if "routed_share" in scores.columns:

@@ -69,6 +69,10 @@ def read_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 def pool_embeddings(pool: Pool, paths: dict[str, str | Path]) -> np.ndarray:
     """(n_pool, dim) embeddings in pool row order, from per-dataset files."""
+    absent = [name for name in pool.datasets if name not in paths]
+    if absent:
+        raise InputError(f"no embeddings file for pool dataset(s) {absent}; "
+                         f"given: {sorted(paths)}")
     parts = []
     for name in pool.datasets:
         ids, vectors = read_embeddings(paths[name])

@@ -69,6 +69,13 @@ def test_pool_embeddings_missing_instance(tmp_path):
         store.pool_embeddings(pool, {"a": tmp_path / "a.parquet", "b": tmp_path / "b.parquet"})
 
 
+def test_pool_embeddings_missing_dataset(tmp_path):
+    # No file for pool dataset b: InputError naming it, not a KeyError.
+    store.write_embeddings(["a1", "a2"], np.zeros((2, 2)), tmp_path / "a.parquet")
+    with pytest.raises(InputError, match=r"pool dataset\(s\) \['b'\]"):
+        store.pool_embeddings(tiny_pool(), {"a": tmp_path / "a.parquet"})
+
+
 def test_neighbours_round_trip(tmp_path):
     # Two queries, L = 3; the second row is padded (-1 / inf).
     neighbours = Neighbours(
