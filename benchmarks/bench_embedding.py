@@ -60,12 +60,11 @@ def sample_texts(n: int, seed: int = 0) -> list[str]:
 
 def padded_encode(model, texts: list[str], batch_size: int) -> np.ndarray:
     """(n, dim) the workflow's embed_texts without its cache: padded length batches."""
-    out: list[np.ndarray] = [np.empty(0)] * len(texts)
+    out = np.empty((len(texts), model.get_embedding_dimension()), dtype=np.float32)
     hashes = [embedding.text_hash(t) for t in texts]
     for batch, vectors in embedding.embed_batches(model, texts, hashes, batch_size):
-        for i, vector in zip(batch, vectors):
-            out[i] = vector
-    return np.vstack(out)
+        out[batch] = vectors
+    return out
 
 
 def worker(args: argparse.Namespace) -> None:

@@ -78,18 +78,17 @@ def frontier(scores: pl.DataFrame, cost: dict[str, float],
     Columns: method, epsilon, mean_accuracy, mean_cost.
     """
     scores = scores.filter(pl.col("accuracy").is_not_null())
-    model_costs(scores["model"].unique(maintain_order=True).to_list(), cost)  # every one priced
     rows = []
     per_task = [group.sort("model") for _, group in scores.group_by("task", maintain_order=True)]
+    # Before any pick: every model must be priced (model_costs raises, naming the ones without).
+    task_costs = [model_costs(group["model"].to_list(), cost) for group in per_task]
     for method in methods:
         column = FRONTIER_SCORES[method]
         for epsilon in epsilons:
             accuracy, spent = [], []
-            for group in per_task:
-                names = group["model"].to_list()
-                costs = model_costs(names, cost)
+            for group, costs in zip(per_task, task_costs):
                 chosen = cheapest_within(group[column].to_numpy(), costs, epsilon,
-                                         group["bma_score"].to_numpy(), names)
+                                         group["bma_score"].to_numpy(), group["model"].to_list())
                 accuracy.append(group["accuracy"][chosen])
                 spent.append(costs[chosen])
             rows.append({"method": method, "epsilon": float(epsilon),
