@@ -29,6 +29,7 @@ from llmrouter import scores
 from llmrouter.knn import Neighbours
 from llmrouter.pool import Pool
 from llmrouter.routing import RoutingParams, task_predictions
+from llmrouter.shift import shifted_p
 from llmrouter.smoother import agreement
 from llmrouter.store import read_neighbours, read_pool
 
@@ -66,31 +67,30 @@ LAMBDAS = np.round(np.arange(0.0, 1.001, 0.01), 2)
 def shift_share_needed(s1: np.ndarray, s2: np.ndarray, task_shift: np.ndarray,
                        p_true: np.ndarray, target: float = TARGET) -> float:
     """Smallest lambda of LAMBDAS for which p of a_hat = S1 + lambda * (the task's true mean
-    shift) has mean |p - p_true| <= target; nan if none does."""
+    shift), clipped to [0, 1] as the workflow does, has mean |p - p_true| <= target; nan if
+    none does."""
     for lam in LAMBDAS:
-        if np.abs(agreement(s1 + lam * task_shift, s2) - p_true).mean() <= target:
+        if np.abs(shifted_p(s1, s2, lam * task_shift) - p_true).mean() <= target:
             return float(lam)
     return float("nan")
 
 
 def analysis(table: pl.DataFrame) -> dict:
     """The error decomposition of the `agreement` estimate of p (see the module docstring)."""
-    t = table.with_columns(
-        p_agreement=pl.col("s2") * pl.col("s1") + (1 - pl.col("s2")) * (1 - pl.col("s1")),
-        p_true_a=pl.col("s2") * pl.col("a") + (1 - pl.col("s2")) * (1 - pl.col("a")),
-        shift=pl.col("a") - pl.col("s1"))
+    t = table.with_columns(shift=pl.col("a") - pl.col("s1"))
     t = t.with_columns(task_shift=pl.col("shift").mean().over("task"))
+    s1, s2, a, task_shift, p_true = (t[c].to_numpy()
+                                     for c in ("s1", "s2", "a", "task_shift", "p_true"))
     worst = (t.group_by("task").agg(pl.col("task_shift").first(), pl.col("a").mean())
              .sort(pl.col("task_shift").abs(), descending=True).head(5))
     return {
-        "p_error_agreement": float((t["p_agreement"] - t["p_true"]).abs().mean()),
-        "p_error_with_true_accuracy": float((t["p_true_a"] - t["p_true"]).abs().mean()),
+        "p_error_agreement": float(np.abs(agreement(s1, s2) - p_true).mean()),
+        "p_error_with_true_accuracy": float(np.abs(agreement(a, s2) - p_true).mean()),
         "s1_error": float(t["shift"].abs().mean()),
         "s1_error_without_task_shift": float((t["shift"] - t["task_shift"]).abs().mean()),
         "p_error_all_but_task_shift": float(np.abs(
-            agreement(t["a"] - t["task_shift"], t["s2"]) - t["p_true"]).mean()),
-        "shift_share_needed": shift_share_needed(*(t[c].to_numpy() for c in
-                                                   ("s1", "s2", "task_shift", "p_true"))),
+            shifted_p(a, s2, -task_shift) - p_true).mean()),
+        "shift_share_needed": shift_share_needed(s1, s2, task_shift, p_true),
         "largest_task_shifts": worst.rows(),
     }
 
