@@ -29,17 +29,11 @@ from _common import helm_mmlu_pool, report, timed
 from llmrouter import evaluation, knn, scores
 from llmrouter.pool import Pool
 from llmrouter.routing import (Pairs, RoutingParams, all_smoother_pairs, score_task,
-                               task_predictions)
-
-
-def _context(pool: Pool, accuracy: np.ndarray, code: int, strict: bool):
-    others = np.arange(len(pool.datasets)) != code
-    bma_scores = accuracy[others].mean(axis=0) if strict else accuracy.mean(axis=0)
-    tiebreak = pool.correct[pool.dataset_of != code].mean(axis=0)
-    return bma_scores, tiebreak
+                               task_baselines, task_predictions)
 
 
 def _drop(pairs: Pairs, name: str) -> Pairs:
+    """The pairs without `name`'s own (reference mode scores a task with the others')."""
     keep = [i for i, d in enumerate(pairs.datasets) if d != name]
     return Pairs([pairs.datasets[i] for i in keep], pairs.u[keep], pairs.acc[keep])
 
@@ -70,10 +64,10 @@ def library_loto(pool: Pool, vectors: np.ndarray | None, params: RoutingParams,
     with timed(times, "scores_s"):
         accuracy = pool.task_accuracy()
         frames = []
-        for code, name in enumerate(pool.datasets):
+        for name in pool.datasets:
             g, u = task_predictions(neighbours[name], pool, params)
             pairs = nested[name] if strict else _drop(base, name)
-            bma_scores, tiebreak = _context(pool, accuracy, code, strict)
+            bma_scores, tiebreak = task_baselines(pool, name, params.mode, accuracy)
             frames.append(score_task(name, g, u, pairs, bma_scores, tiebreak, pool.models,
                                      params, pool.correct[pool.rows(name)]))
         table = pl.concat(frames)
@@ -121,7 +115,7 @@ def naive_loto(pool: Pool, vectors: np.ndarray, params: RoutingParams,
             values = [base[d] for d in names]
         pairs = Pairs(names, np.array([v[0] for v in values]), np.vstack([v[1] for v in values]))
         g, u = first[name]
-        bma_scores, tiebreak = _context(pool, accuracy, code, strict)
+        bma_scores, tiebreak = task_baselines(pool, name, params.mode, accuracy)
         frames.append(score_task(name, g, u, pairs, bma_scores, tiebreak, pool.models, params,
                                  pool.correct[pool.rows(name)]))
     times["per_heldout_s"] = time.perf_counter() - nested_start
@@ -129,6 +123,7 @@ def naive_loto(pool: Pool, vectors: np.ndarray, params: RoutingParams,
 
 
 def pick_table(table: pl.DataFrame) -> pl.DataFrame:
+    """Each task's pick per method, in a stable order (to compare two runs' picks)."""
     return evaluation.picks(table).select("task", "method", "model").sort("task", "method")
 
 

@@ -24,6 +24,7 @@ from llmrouter.routing import (
     pairs_frame,
     score_task,
     smoother_p,
+    task_baselines,
     task_pairs,
     task_predictions,
 )
@@ -155,8 +156,7 @@ def select_calibration_bandwidth(features: np.ndarray, acc: np.ndarray, groups: 
             pred = num / den
         bad = ~(den > 0)
         errors.append(np.inf if bad.any() else float(np.abs(pred - acc).mean()))
-    best = int(np.argmin(errors))
-    return float(grid[best]), errors[best]
+    return bandwidth.best_of_grid(grid, errors)
 
 
 def score_variant(inputs: Inputs, variant: Variant, base: RoutingParams, seed: int = 0,
@@ -174,8 +174,7 @@ def score_variant(inputs: Inputs, variant: Variant, base: RoutingParams, seed: i
                      fallback_share=base.fallback_share if variant.fallback else 0.0)
     accuracy = pool.task_accuracy()
     frames = []
-    for code, task in enumerate(pool.datasets):
-        strict = variant.mode == "strict"
+    for task in pool.datasets:
         pairs = task_pairs(inputs.pairs, pool.models, task, pool.datasets, variant.mode)
         if variant.descriptor in ("calibration", "agreement"):
             chosen = variant.bandwidth  # chosen below, on the calibration pairs / none
@@ -199,9 +198,7 @@ def score_variant(inputs: Inputs, variant: Variant, base: RoutingParams, seed: i
         else:
             ot_row = inputs.ot.get(task) if inputs.ot is not None else None
             p = smoother_p(u, pairs, variant.descriptor, chosen, ot_row)
-        others = np.arange(len(pool.datasets)) != code
-        bma_scores = accuracy[others].mean(axis=0) if strict else accuracy.mean(axis=0)
-        tiebreak = pool.correct[pool.dataset_of != code].mean(axis=0)
+        bma_scores, tiebreak = task_baselines(pool, task, variant.mode, accuracy)
         frame = score_task(task, g, u, pairs, bma_scores, tiebreak, pool.models, params,
                            pool.correct[rows[rest]], p)
         frames.append(frame.with_columns(pl.lit(variant.name).alias("variant"),
@@ -307,6 +304,20 @@ def ablation_table(inputs: Inputs, variants: list[Variant], base: RoutingParams,
             "p_mae_std": float(np.std([m["p_mae"] for m in per_seed])),
         })
     return pl.DataFrame(rows), pl.concat(all_scores, how="diagonal_relaxed")
+
+
+def ablation_notes(n_tasks: int, n_models: int, repeats: int) -> list[str]:
+    """What the ablation table's columns mean, printed under it."""
+    return [
+        f"{n_tasks} tasks x {n_models} models. Columns s1 .. per_instance: "
+        "mean accuracy of each method's picks over the tasks (per_instance: argmax_m g_m(x) "
+        "per input). s3_gap_closed = (S3 - BMA) / (Oracle - BMA). p_mae = mean over tasks and "
+        "models of |p - p_true|, p_true the true accuracy of the thresholded predictor.",
+        f"alpha > 0: min(alpha n, 50) labelled points of the task join the pool and leave the "
+        f"scored set; mean over {repeats} seeds, s3_std and p_mae_std their spread.",
+        "auto bandwidth: chosen per task by leave-one-task-out error on the pairs that task is "
+        "scored with (never on the task itself); median_bandwidth is the median choice.",
+    ]
 
 
 def ablation_markdown(table: pl.DataFrame, title: str, notes: list[str]) -> str:

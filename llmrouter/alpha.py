@@ -8,12 +8,12 @@ points to the labelled ones are computed here and merged into the lists.
 
 from __future__ import annotations
 
-import zlib
 
 import numpy as np
 
 from llmrouter import knn
 from llmrouter.pool import Pool
+from llmrouter.rng import task_rng
 
 MAX_LABELLED = 50
 
@@ -31,7 +31,7 @@ def labelled_split(n: int, alpha: float, seed: int, task: str) -> tuple[np.ndarr
     The draw depends on (seed, task name) only, so repeats over seeds differ and a rerun agrees.
     """
     size = n_labelled(n, alpha)
-    rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
+    rng = task_rng(seed, task)
     labelled = np.sort(rng.choice(n, size=size, replace=False)) if size else np.array([], int)
     rest = np.setdiff1d(np.arange(n), labelled)
     return labelled.astype(np.int64), rest.astype(np.int64)

@@ -56,10 +56,16 @@ def select_bandwidth(
     """
     if not grid:
         raise ValueError("empty bandwidth grid")
-    errors = np.array([loo_error(pair_distances, acc, b) for b in grid])
-    best = np.flatnonzero(errors <= errors.min() + 1e-12)
+    return best_of_grid(grid, [loo_error(pair_distances, acc, b) for b in grid])
+
+
+def best_of_grid(grid: tuple[float, ...], errors: list[float]) -> tuple[float, float]:
+    """(bandwidth, error) with the smallest error; ties (within 1e-12: a flat error, e.g.
+    identical accuracies) go to the widest bandwidth, the smoothest fit."""
+    errors_array = np.asarray(errors, dtype=np.float64)
+    best = np.flatnonzero(errors_array <= errors_array.min() + 1e-12)
     widest = max(best, key=lambda i: grid[i])
-    return float(grid[widest]), float(errors[widest])
+    return float(grid[widest]), float(errors_array[widest])
 
 
 def pair_distances(pairs: Pairs, descriptor: str,

@@ -6,6 +6,7 @@ dataset, instance_id, text, model, score, correct.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,17 +66,42 @@ def scan_source_table(path: str | Path) -> pl.LazyFrame:
     )
 
 
+# A dataset names files (results/benchmark/<dataset>.parquet, ...) and wildcards: one path
+# component, not hidden, without characters that shells or Snakemake patterns treat specially.
+DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,@ -]*$")
+
+
 def list_datasets(path: str | Path) -> list[str]:
-    """Sorted distinct dataset names of a table source."""
+    """Sorted distinct dataset names of a table source.
+
+    Raises InputError for rows without a dataset, or a name that cannot name a file.
+    """
     frame = scan_source_table(path)
     try:
         names = frame.select(pl.col("dataset").unique()).collect()["dataset"]
     except pl.exceptions.PolarsError as error:
         raise InputError(f"{path}: cannot read table source ({error})") from error
-    datasets = sorted(n for n in names.to_list() if n is not None)
+    if names.is_null().any():
+        raise InputError(f"{path}: some rows have no dataset (null in column 'dataset')")
+    datasets = sorted(names.to_list())
+    bad = [name for name in datasets if not DATASET_NAME.match(name)]
+    if bad:
+        raise InputError(f"{path}: dataset name(s) {bad[:5]} cannot name a file: use letters, "
+                         "digits and _ . - (no '/', not starting with '.')")
     if not datasets:
         raise InputError(f"{path}: table source holds no rows")
     return datasets
+
+
+def read_dataset_rows(path: str | Path, dataset: str) -> pl.DataFrame:
+    """One dataset's long rows of a table source, read and typed (InputError naming the
+    file when a value does not parse, e.g. a score that is not a number)."""
+    try:
+        return scan_source_table(path).filter(pl.col("dataset") == dataset).collect()
+    except pl.exceptions.PolarsError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else error
+        raise InputError(f"{path}: cannot read dataset {dataset!r} ({first_line}); "
+                         "is every score a number?") from error
 
 
 def correctness_table(
@@ -87,10 +113,16 @@ def correctness_table(
 
     Drops NaN/null scores, keeps the first instance of each repeated text (in input order,
     as the reference code does) and marks `correct = score >= threshold`.
-    Raises InputError when nothing is left.
+    Raises InputError when an instance id, text or model is missing, when nothing is left,
+    or when nothing is correct (a threshold on another scale than the scores).
     """
     report = CleaningReport(dataset=dataset)
     frame = frame.filter(pl.col("dataset") == dataset)
+    for column in ("instance_id", "text", "model"):
+        missing = frame[column].null_count()
+        if missing:
+            raise InputError(f"dataset {dataset!r}: {missing} row(s) without a value in "
+                             f"column {column!r}")
     bad_score = pl.col("score").is_null() | pl.col("score").is_nan()
     report.nan_scores = frame.filter(bad_score).height
     frame = frame.filter(~bad_score)
@@ -114,4 +146,8 @@ def correctness_table(
     report.n_models = frame["model"].n_unique()
     if frame.height == 0:
         raise InputError(f"dataset {dataset!r}: no rows left after cleaning (empty dataset)")
+    if not frame["correct"].any():
+        raise InputError(f"dataset {dataset!r}: no model is correct on any instance (scores "
+                         f"{frame['score'].min():g} to {frame['score'].max():g}, correct from "
+                         f"threshold {threshold:g}): is the threshold on the scores' scale?")
     return frame, report

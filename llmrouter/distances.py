@@ -10,9 +10,12 @@ seed derived from the task's name, so a task's subsample is the same in every jo
 from __future__ import annotations
 
 import os
-import zlib
 
 import numpy as np
+import polars as pl
+
+from llmrouter.pool import Pool
+from llmrouter.rng import task_rng
 
 # POT probes for torch at import (seconds of start-up in every job); we only pass numpy arrays.
 os.environ.setdefault("POT_BACKEND_DISABLE_PYTORCH", "1")
@@ -32,7 +35,7 @@ def subsample(vectors: np.ndarray, max_points: int, seed: int, task: str) -> np.
         raise ValueError(f"max_points must be positive, got {max_points}")
     if n <= max_points:
         return vectors
-    rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
+    rng = task_rng(seed, task)
     return vectors[np.sort(rng.choice(n, size=max_points, replace=False))]
 
 
@@ -81,19 +84,16 @@ def distance_row(
     return {name: ot_distance(target, cloud, method, reg) for name, cloud in others.items()}
 
 
-def distance_matrix(frame_tasks: list[str], frame_datasets: list[str],
-                    frame_distance: np.ndarray, datasets: list[str]) -> np.ndarray:
-    """Square (n_datasets, n_datasets) matrix out of long rows (task, dataset, distance).
+def task_clouds(pool: Pool, vectors: np.ndarray, max_points: int,
+                seed: int) -> dict[str, np.ndarray]:
+    """Every benchmark task's subsampled cloud (name -> (<= max_points, dim)) of the pool's
+    unit-norm `vectors`: the same points in every job."""
+    return {name: subsample(vectors[pool.rows(name)], max_points, seed, name)
+            for name in pool.datasets}
 
-    Raises ValueError if a pair of `datasets` is missing.
-    """
-    position = {name: i for i, name in enumerate(datasets)}
-    matrix = np.full((len(datasets), len(datasets)), np.nan)
-    for task, dataset, value in zip(frame_tasks, frame_datasets, frame_distance):
-        if task in position and dataset in position:
-            matrix[position[task], position[dataset]] = value
-    if np.isnan(matrix).any():
-        missing = np.argwhere(np.isnan(matrix))[0]
-        raise ValueError(f"no distance between {datasets[missing[0]]!r} and "
-                         f"{datasets[missing[1]]!r}")
-    return matrix
+
+def row_frame(task: str, row: dict[str, float], task_u: float) -> pl.DataFrame:
+    """One task's row of results/distances.parquet: task, dataset, distance, task_u."""
+    return pl.DataFrame({"task": [task] * len(row), "dataset": list(row),
+                         "distance": np.array(list(row.values()), dtype=np.float64),
+                         "task_u": np.full(len(row), task_u)})

@@ -19,11 +19,13 @@ import hashlib
 import logging
 import random
 import re
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import polars as pl
@@ -67,7 +69,11 @@ def resolve_precision(precision: str, cpuinfo: str | Path = "/proc/cpuinfo") -> 
 
 @dataclass(frozen=True)
 class EmbeddingSettings:
-    """How texts are embedded. precision: "float32" or "bfloat16" (resolve "auto" first)."""
+    """How texts are embedded. precision: "float32", "bfloat16" or "auto" (resolved at once).
+
+    The library's default precision is float32, the reference protocol, exact on every CPU;
+    the workflow's (config.schema.yaml) is auto, for bfloat16's speed where the CPU has it.
+    """
 
     model: str = DEFAULT_MODEL
     batch_size: int = 8
@@ -231,8 +237,13 @@ def embed_texts(
     threads: int = 1,
     chunk_size: int = 512,
     progress: bool = True,
+    progress_to: TextIO | None = None,
 ) -> np.ndarray:
-    """Unit-norm float32 embeddings (n_texts, dim) of `texts`, through the cache."""
+    """Unit-norm float32 embeddings (n_texts, dim) of `texts`, through the cache.
+
+    progress_to: where the progress bar and the closing summary line go (default stderr);
+    workflow jobs pass the terminal, since their stderr is the job's log.
+    """
     from tqdm import tqdm
 
     cache_dir = Path(cache_root) / settings.key()
@@ -256,8 +267,9 @@ def embed_texts(
             chunk_hashes.clear()
             chunk_vectors.clear()
 
+        stream = progress_to or sys.stderr
         with tqdm(total=len(todo), desc="embedding", unit="text", disable=not progress,
-                  mininterval=5) as bar:
+                  mininterval=5, file=stream) as bar:
             for batch, vectors in embed_batches(model, todo_texts, todo_hashes,
                                                 settings.batch_size):
                 chunk_hashes.extend(todo_hashes[i] for i in batch)
@@ -268,6 +280,9 @@ def embed_texts(
             if chunk_hashes:
                 flush()
         elapsed = time.perf_counter() - start
-        log.info("embedding: %d texts in %.1f s (%.0f texts/s)", len(todo), elapsed,
-                 len(todo) / max(elapsed, 1e-9))
+        summary = (f"embedding: {len(todo)} texts in {elapsed:.1f} s "
+                   f"({len(todo) / max(elapsed, 1e-9):.0f} texts/s, {settings.key()})")
+        log.info("%s", summary)
+        if progress and progress_to is not None:
+            print(summary, file=progress_to, flush=True)
     return np.vstack([found[h] for h in hashes]).astype(np.float32)

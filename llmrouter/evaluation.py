@@ -100,7 +100,9 @@ def summary(scores: pl.DataFrame, cost: dict[str, float] | None = None) -> pl.Da
                 "method": method,
                 "tasks": mine.height,
                 "mean_accuracy": mine["accuracy"].mean(),
-                "ratio_to_oracle": mine["accuracy"].mean() / oracle_mean,
+                # null, not a division error, where the oracle gets nothing right
+                "ratio_to_oracle": mine["accuracy"].mean() / oracle_mean if oracle_mean
+                else None,
                 "pearson": pearson,
                 "spearman": spearman,
                 "pick_is_bma_pct": 100.0 * (mine["model"] == mine["bma"]).mean(),
@@ -119,6 +121,17 @@ def s3_versus_bma(picked: pl.DataFrame) -> dict[str, int]:
             "loses": int((diff < 0).sum())}
 
 
+def summary_title(mode: str) -> str:
+    """The title of the summary table (Markdown and HTML)."""
+    return f"Leave-one-task-out evaluation ({mode} mode)"
+
+
+def versus_sentence(versus: dict[str, int]) -> str:
+    """The sentence under the summary table: S3's picks against BMA's, task by task."""
+    return (f"S3 against BMA over {sum(versus.values())} tasks: beats {versus['beats']}, "
+            f"ties {versus['ties']}, loses {versus['loses']}.")
+
+
 def summary_markdown(table: pl.DataFrame, versus: dict[str, int], title: str) -> str:
     """The summary as a Markdown table, like the paper's Table 1."""
     cols = table.columns
@@ -128,6 +141,5 @@ def summary_markdown(table: pl.DataFrame, versus: dict[str, int], title: str) ->
         cells = [f"{v:.4f}" if isinstance(v, float) else ("" if v is None else str(v))
                  for v in row]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", f"S3 against BMA over {sum(versus.values())} tasks: beats {versus['beats']}, "
-              f"ties {versus['ties']}, loses {versus['loses']}.", ""]
+    lines += ["", versus_sentence(versus), ""]
     return "\n".join(lines)

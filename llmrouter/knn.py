@@ -43,17 +43,11 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, np.float32(1e-12))
 
 
-def _smallest(dist: np.ndarray, k: int, ordered: bool = True) -> np.ndarray:
-    """Column positions of the k smallest entries per row (partial selection), ascending
-    when `ordered`, else in no particular order."""
-    if dist.shape[1] > k:
-        part = np.argpartition(dist, k - 1, axis=1)[:, :k]
-    else:
-        part = np.broadcast_to(np.arange(dist.shape[1]), dist.shape).copy()
-    if not ordered:
-        return part
-    order = np.argsort(np.take_along_axis(dist, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
+def _nearest_then_lowest(index: np.ndarray, dist: np.ndarray, width: int) -> np.ndarray:
+    """(n_q, <= width) positions of each row's `width` smallest distances, ties to the lower
+    index (padding, -1 / inf, last): the order every path of `search` gives its lists."""
+    padded = np.where(index >= 0, index, np.iinfo(np.int64).max)
+    return np.lexsort((padded, dist), axis=1)[:, :width]
 
 
 def _column_chunks(starts: np.ndarray, ends: np.ndarray, chunk_columns: int) -> list[range]:
@@ -178,18 +172,19 @@ def cap_candidates(rows: np.ndarray, cols: np.ndarray, dist: np.ndarray,
 
 def _per_dataset_lists(sim: np.ndarray, starts: np.ndarray, ends: np.ndarray, k: int,
                        width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Same result as `_capped_lists`, by partial selection inside every dataset (slower;
-    used when the bound admits too many rows)."""
+    """Same result as `_capped_lists`, ties included, by sorting inside every dataset
+    (slower; used when the bound admits too many rows, i.e. on data with many ties)."""
     dist = np.subtract(np.float32(1.0), sim.T)
     n_q = len(dist)
     cand_cols = np.full((n_q, len(starts) * k), -1, dtype=np.int64)
     cand_dist = np.full((n_q, len(starts) * k), np.inf, dtype=np.float32)
     for j, (start, end) in enumerate(zip(starts.tolist(), ends.tolist())):
         part = dist[:, start:end]
-        top = _smallest(part, min(k, end - start), ordered=False)
+        # A stable sort, not a partial selection: ties at the k-th place go to the lower row.
+        top = np.argsort(part, axis=1, kind="stable")[:, : min(k, end - start)]
         cand_cols[:, j * k : j * k + top.shape[1]] = top + start
         cand_dist[:, j * k : j * k + top.shape[1]] = np.take_along_axis(part, top, 1)
-    best = _smallest(cand_dist, min(width, cand_dist.shape[1]))
+    best = _nearest_then_lowest(cand_cols, cand_dist, width)
     out_cols = np.full((n_q, width), -1, dtype=np.int64)
     out_dist = np.full((n_q, width), np.inf, dtype=np.float32)
     out_cols[:, : best.shape[1]] = np.take_along_axis(cand_cols, best, 1)
@@ -244,8 +239,8 @@ def search(
             cand_index.append(np.where(cols >= 0, cols + lo, -1))
             cand_dist.append(dist)
         cand_index, cand_dist = np.hstack(cand_index), np.hstack(cand_dist)
-        best = _smallest(cand_dist, width) if len(groups) > 1 else slice(None)
         if len(groups) > 1:
+            best = _nearest_then_lowest(cand_index, cand_dist, width)
             cand_index = np.take_along_axis(cand_index, best, 1)
             cand_dist = np.take_along_axis(cand_dist, best, 1)
         out_index[q0 : q0 + len(block)] = cand_index

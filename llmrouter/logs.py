@@ -17,8 +17,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 def _output_to(handle: TextIO) -> Iterator[None]:
     """Send sys.stderr and the root logger (at INFO) to `handle`; put back what was there.
 
-    Restoring matters because one script may run several logged steps (score_new_task.py
-    runs score_task.py's, then its own): the next step must not find stderr or a logging
+    Restoring matters because a process may run several logged steps (the tests run scripts
+    one after another in one interpreter): the next step must not find stderr or a logging
     handler bound to the previous step's closed log file.
     """
     root = logging.getLogger()

@@ -41,6 +41,29 @@ class Pool:
         return sums / counts[:, None]
 
 
+def check_neighbour_supply(pool: Pool, task: str, needed: int, strict: bool) -> None:
+    """InputError unless the pool can give `task`'s inputs `needed` neighbours.
+
+    The search keeps at most `needed` neighbours per dataset, own dataset out; in strict mode
+    any one more dataset may be left out too (the smoother's nested pools), so the supply is
+    counted without the largest other dataset. A new task (not in the pool) uses every dataset.
+    """
+    sizes = np.bincount(pool.dataset_of, minlength=len(pool.datasets))
+    counts = np.minimum(sizes, needed)
+    others = np.array([name != task for name in pool.datasets])
+    supply = int(counts[others].sum())
+    nested = strict and task in pool.datasets
+    if nested:
+        supply -= int(counts[others].max(initial=0))
+    if supply < needed:
+        raise InputError(
+            f"task {task!r}: the kNN predictor needs {needed} neighbours (the larger of "
+            f"knn.k and smoother.descriptor_k) from the other datasets"
+            f"{' with any one more left out (strict mode)' if nested else ''}, but they "
+            f"offer {supply} ({int(others.sum())} other dataset(s), {int(sizes[others].sum())} "
+            "instances); add datasets or lower knn.k / smoother.descriptor_k")
+
+
 def select_models(
     present: dict[str, set[str]],
     include: list[str] | None,

@@ -20,6 +20,7 @@ import numpy as np
 import polars as pl
 
 from llmrouter import knn
+from llmrouter.cost import cost_column
 
 # Scores shown in the ranking, in order: column in the scores table -> header.
 SCORE_HEADERS = {"s1": "S1", "s2": "S2", "p": "estimated p", "s3": "S3"}
@@ -70,11 +71,10 @@ def neighbour_shares(neighbours: knn.Neighbours, datasets: list[str],
     frame = pl.DataFrame({"code": codes.astype(np.int64), "distance": dists.astype(np.float64)})
     frame = frame.group_by("code").agg(pl.len().alias("count"),
                                        pl.col("distance").mean().alias("mean_distance"))
-    names = pl.Series(datasets)
+    names = dict(enumerate(datasets))
     return (
         frame.with_columns(
-            pl.col("code").map_elements(lambda c: names[c], return_dtype=pl.String)
-            .alias("dataset"),
+            pl.col("code").replace_strict(names, return_dtype=pl.String).alias("dataset"),
             (pl.col("count") / len(codes)).alias("share"),
         )
         .sort(["share", "dataset"], descending=[True, False])
@@ -138,8 +138,7 @@ def ranking_table(scores: pl.DataFrame, costs: dict[str, float] | None = None,
         scores.with_columns(
             pl.concat_str(picked, separator=", ", ignore_nulls=True).fill_null("").alias("picks")
             if picked else pl.lit("").alias("picks"),
-            pl.col("model").replace_strict(costs, default=None, return_dtype=pl.Float64)
-            .alias("cost"),
+            cost_column(costs),
             pl.col("model").replace_strict(given, default=None, return_dtype=pl.Float64)
             .alias("accuracy"),
         )
@@ -150,11 +149,13 @@ def ranking_table(scores: pl.DataFrame, costs: dict[str, float] | None = None,
 
 
 def _number(value: float | None, digits: int = 3) -> str:
+    """A table cell: the value to `digits` places, empty for null or NaN."""
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) \
         else f"{value:.{digits}f}"
 
 
 def pick_of(table: pl.DataFrame, method: str) -> str | None:
+    """The model that `method` (a display name of the picks column) picks, None if none."""
     rows = table.filter(pl.col("picks").str.contains(rf"(^|, ){method}(,|$)"))
     return rows["model"][0] if rows.height else None
 

@@ -5,7 +5,6 @@ Glue between the pure pieces (knn, smoother, scores); everything here is vectori
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,6 +12,7 @@ import polars as pl
 
 from llmrouter import knn, scores, smoother
 from llmrouter.pool import Pool
+from llmrouter.rng import task_rng
 
 
 @dataclass(frozen=True)
@@ -186,11 +186,6 @@ def pairs_from_frame(frame: pl.DataFrame, models: list[str], heldout: str | None
                  *extra)
 
 
-def task_seed(seed: int, task: str) -> np.random.Generator:
-    """A generator seeded by the run seed and the task's name (stable across processes)."""
-    return np.random.default_rng([seed, zlib.crc32(task.encode())])
-
-
 def score_task(
     task: str,
     g: np.ndarray,
@@ -215,10 +210,13 @@ def score_task(
     input) is not one model, so it has no pick_ flag: routed_share is the share of inputs
     it sends to each model and per_instance_accuracy its accuracy (same on every row).
     """
-    rng = task_seed(params.seed, task)
+    rng = task_rng(params.seed, task)
     s1 = scores.s1(g)
     s2 = scores.s2(g, params.threshold)
     if p is None:
+        if params.descriptor != "knn" or params.bandwidth == "auto":
+            raise ValueError(f"descriptor {params.descriptor!r} with bandwidth "
+                             f"{params.bandwidth!r}: pass p (see task_scores)")
         p = smoother.smooth(u, pairs.u, pairs.acc, params.bandwidth)
     s3 = scores.s3(s2, p)
     predicted = g > params.threshold
@@ -238,8 +236,11 @@ def score_task(
         accuracy = correct.mean(axis=0, dtype=np.float64)
         p_true = scores.predictor_accuracy(g, correct, params.threshold)
         s3_true = scores.s3(s2, p_true)
+        # Its own draws: from the task's shared stream they would depend on how many S3's
+        # check consumed, so on the smoother, which S3 with the true p does not use.
         picks["s3_true_p"] = scores.pick_s3(s3_true, predicted, p_true, bma, tiebreak, models,
-                                            rng, params.fallback_share, params.draws)
+                                            task_rng(params.seed, task, stream=1),
+                                            params.fallback_share, params.draws)
         picks["oracle"] = scores.pick(accuracy, tiebreak, models)
         per_instance_accuracy = np.full(len(models), correct[np.arange(n), routed].mean())
     frame = pl.DataFrame(
@@ -319,3 +320,68 @@ def task_pairs(pairs_table: pl.DataFrame, models: list[str], task: str | None,
         return pairs_from_frame(pairs_table, models, task if mode == "strict" else None,
                                 drop=task)
     return pairs_from_frame(pairs_table, models, None)
+
+
+def task_baselines(pool: Pool, task: str, mode: str, accuracy: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(bma_scores, tiebreak) (n_models,) for scoring `task`.
+
+    bma_scores: mean per-task accuracy over the tasks BMA may use (strict: every benchmark
+    task but `task`; reference, as the authors' code: all of them); tiebreak: mean accuracy
+    on the training pool, which never holds the task's own rows. A new task (not in the pool)
+    gets both over the whole pool. accuracy: `pool.task_accuracy()` when the caller has it
+    (it costs more than the rest, and loops over tasks need it once).
+    """
+    if accuracy is None:
+        accuracy = pool.task_accuracy()
+    if task not in pool.datasets:
+        return accuracy.mean(axis=0), pool.correct.mean(axis=0)
+    code = pool.datasets.index(task)
+    others = np.arange(len(pool.datasets)) != code
+    bma_scores = accuracy[others].mean(axis=0) if mode == "strict" else accuracy.mean(axis=0)
+    return bma_scores, pool.correct[pool.dataset_of != code].mean(axis=0)
+
+
+def fitted_bandwidth(fitted: pl.DataFrame, task: str, datasets: list[str]) -> float:
+    """The bandwidth fit_bandwidth chose for `task` (its row of results/smoother/bandwidth;
+    a new task's row has task null)."""
+    rows = fitted.filter(pl.col("task") == task if task in datasets
+                         else pl.col("task").is_null())
+    if rows.height != 1:
+        raise ValueError(f"the bandwidth table has {rows.height} rows for task {task!r}, "
+                         "expected 1")
+    return float(rows["bandwidth"].item())
+
+
+def task_scores(
+    task: str,
+    neighbours: knn.Neighbours,
+    pool: Pool,
+    pairs_table: pl.DataFrame,
+    params: RoutingParams,
+    fitted: pl.DataFrame | None = None,
+    ot_row: dict[str, float] | None = None,
+) -> pl.DataFrame:
+    """`score_task`'s table for one task, benchmark or new, from the workflow's artifacts.
+
+    neighbours: the task's neighbour lists; pairs_table: results/smoother/pairs.parquet;
+    fitted: results/smoother/bandwidth.parquet, needed by any descriptor other than `knn`
+    and `agreement` or by bandwidth auto; ot_row: the task's OT distances (descriptor `ot`).
+    A benchmark task is scored with its own labels (accuracy, p_true); a new task without.
+    """
+    g, u = task_predictions(neighbours, pool, params)
+    pairs = task_pairs(pairs_table, pool.models, task, pool.datasets, params.mode)
+    bma_scores, tiebreak = task_baselines(pool, task, params.mode)
+    correct = pool.correct[pool.rows(task)] if task in pool.datasets else None
+    p = None
+    if params.descriptor == "agreement":
+        # No smoother: p from the task's own S1 and S2.
+        p = smoother_p(u, pairs, params.descriptor, float("nan"), g=g,
+                       threshold=params.threshold)
+    elif params.descriptor != "knn" or params.bandwidth == "auto":
+        if fitted is None:
+            raise ValueError(f"descriptor {params.descriptor!r} with bandwidth "
+                             f"{params.bandwidth!r} needs the fitted bandwidth table")
+        p = smoother_p(u, pairs, params.descriptor,
+                       fitted_bandwidth(fitted, task, pool.datasets), ot_row)
+    return score_task(task, g, u, pairs, bma_scores, tiebreak, pool.models, params, correct, p)

@@ -31,8 +31,11 @@ def predictor_accuracy(g: np.ndarray, correct: np.ndarray, threshold: float = 0.
 def pick(scores: np.ndarray, tiebreak: np.ndarray, names: list[str]) -> int:
     """Index of the best score; ties go to the higher `tiebreak`, then the smaller name.
 
-    The result never depends on input order, hashing or sort stability.
+    The result never depends on input order, hashing or sort stability. A NaN score is an
+    error: it would compare unequal to every maximum and leave no candidate.
     """
+    if np.isnan(scores).any():
+        raise ValueError(f"NaN score for {[names[i] for i in np.flatnonzero(np.isnan(scores))]}")
     top = np.flatnonzero(scores == np.max(scores))
     if len(top) > 1:
         top = top[tiebreak[top] == np.max(tiebreak[top])]

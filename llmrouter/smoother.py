@@ -17,19 +17,9 @@ PAPER_BANDWIDTH = 0.09
 
 
 def kernel_weights(u_target: float, u_pairs: np.ndarray, bandwidth: float) -> np.ndarray:
-    """Normalised Gaussian kernel weights (n_pairs,) of the pairs' descriptors around u_target.
-
-    Computed in log space, so a target far from every pair still gets finite weights
-    (all mass on the nearest pairs) instead of 0/0.
-    """
-    if bandwidth <= 0:
-        raise ValueError(f"bandwidth must be positive, got {bandwidth}")
-    u_pairs = np.asarray(u_pairs, dtype=np.float64)
-    if u_pairs.size == 0:
-        raise ValueError("the smoother has no fitted pairs")
-    log_w = -((u_target - u_pairs) ** 2) / (2.0 * bandwidth**2)
-    w = np.exp(log_w - log_w.max())
-    return w / w.sum()
+    """Normalised Gaussian kernel weights (n_pairs,) of the pairs' descriptors around u_target
+    (`distance_weights` of u_target - u(d))."""
+    return distance_weights(u_target - np.asarray(u_pairs, dtype=np.float64), bandwidth)
 
 
 def smooth(
@@ -41,9 +31,11 @@ def smooth(
 
 
 def distance_weights(distances: np.ndarray, bandwidth: float) -> np.ndarray:
-    """Normalised Gaussian kernel weights (n_pairs,) of pairs at `distances` from the target.
+    """Normalised Gaussian kernel weights (n_pairs,) of pairs at `distances` from the target
+    (signed differences are fine: only their squares count).
 
-    The same kernel as `kernel_weights`, for descriptors that only give distances (OT).
+    Computed in log space, so a target far from every pair still gets finite weights (all
+    mass on the nearest pairs) instead of 0/0.
     """
     if bandwidth <= 0:
         raise ValueError(f"bandwidth must be positive, got {bandwidth}")

@@ -148,9 +148,10 @@ def read_task_file(path: str | Path, name: str) -> tuple[pl.DataFrame, list[str]
     if TEXT_FIELD not in raw.columns:
         raise InputError(f"{path}: no '{TEXT_FIELD}' field; fields are {raw.columns}")
     notes = []
-    if raw[TEXT_FIELD].dtype.is_nested():
-        raise InputError(f"{path}: '{TEXT_FIELD}' must be a string on every line, "
-                         f"not {raw[TEXT_FIELD].dtype}")
+    for field in (TEXT_FIELD, LABEL_FIELD, *ID_FIELDS):
+        if field in raw.columns and raw[field].dtype.is_nested():
+            raise InputError(f"{path}: '{field}' must be a string or a number on every line, "
+                             f"not {raw[field].dtype}")
     raw = raw.with_columns(pl.col(TEXT_FIELD).cast(pl.String))
     ids = next((f for f in ID_FIELDS if f in raw.columns), None)
     raw = raw.with_columns(
@@ -164,8 +165,9 @@ def read_task_file(path: str | Path, name: str) -> tuple[pl.DataFrame, list[str]
         raise InputError(f"{path}: no texts (the '{TEXT_FIELD}' field is empty on every line)")
     if n_empty:
         notes.append(f"{path}: dropped {n_empty} empty text(s)")
-    if raw["instance_id"].is_null().any() or raw["instance_id"].is_duplicated().any():
-        raise InputError(f"{path}: '{ids}' must be unique and present on every line")
+    blank_id = raw["instance_id"].is_null() | (raw["instance_id"].str.strip_chars() == "")
+    if blank_id.any() or raw["instance_id"].is_duplicated().any():
+        raise InputError(f"{path}: '{ids}' must be unique and non-empty on every line")
     first = raw.unique(subset=TEXT_FIELD, keep="first", maintain_order=True)
     if first.height < raw.height:
         notes.append(f"{path}: dropped {raw.height - first.height} repeated text(s), "

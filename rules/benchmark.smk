@@ -1,6 +1,6 @@
 rule prepare_table_dataset:
     input:
-        config["table"]["path"] if config["source"] == "table" else [],
+        table_input,
     output:
         f"{RESULTS}/benchmark/{{dataset}}.parquet",
     log:
@@ -16,7 +16,7 @@ rule prepare_table_dataset:
         mem_mb=2000,
         runtime=10,
     params:
-        threshold=config.get("table", {}).get("threshold", 0.5),
+        threshold=table_threshold(),
     script:
         "../workflow_scripts/prepare_table_dataset.py"
 
@@ -40,7 +40,7 @@ rule collect_pool:
         mem_mb=4000,
         runtime=10,
     params:
-        include=config.get("models", {}).get("include", []),
-        exclude=config.get("models", {}).get("exclude", []),
+        include=config["models"]["include"],
+        exclude=config["models"]["exclude"],
     script:
         "../workflow_scripts/collect_pool.py"

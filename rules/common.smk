@@ -6,12 +6,13 @@ sys.path.insert(0, workflow.basedir)
 
 from llmrouter.bandwidth import DEFAULT_GRID as DEFAULT_BANDWIDTH_GRID
 from llmrouter.benchmark import list_datasets
-from llmrouter.cost import DEFAULT_EPSILONS
-from llmrouter.smoother import PAPER_BANDWIDTH
 from llmrouter.tasks import check_task_names, find_task_files
 
-RESULTS = config.get("results", "results")
-RESOURCES = config.get("resources_dir", "resources")
+# config.schema.yaml fills in every default (validate in the Snakefile), so config is indexed
+# directly: a default lives in the schema only.
+RESULTS = config["results"]
+RESOURCES = config["resources_dir"]
+FIGURES = f"{RESULTS}/report/figures"
 CONDA_ENV = "../envs/routing.yaml"
 
 
@@ -26,8 +27,14 @@ def benchmark_datasets():
 
 def new_task_files():
     """A user's new tasks (llmrouter/tasks.py): name -> prompt file, from `new_tasks`."""
-    settings = config.get("new_tasks", {})
-    found = find_task_files(settings.get("folder", "tasks"), settings.get("files", {}))
+    settings = config["new_tasks"]
+    if workflow.is_main_process and not Path(settings["folder"]).is_dir():
+        # A misspelt folder would otherwise surface as "no rule to produce" a task's scores.
+        print(
+            f"[new_tasks] no folder {settings['folder']!r} here: no task files read from it",
+            file=sys.stderr,
+        )
+    found = find_task_files(settings["folder"], settings["files"])
     return {name: str(path) for name, path in found.items()}
 
 
@@ -99,15 +106,25 @@ def benchmark_tables(wildcards=None):
     return expand(f"{RESULTS}/benchmark/{{dataset}}.parquet", dataset=dataset_names())
 
 
+def table_input(wildcards=None):
+    """The long table of benchmark results (source table; nothing with source helm)."""
+    return config["table"]["path"] if config["source"] == "table" else []
+
+
+def table_threshold():
+    """Score at or above which a table row counts as correct (source table)."""
+    return config["table"]["threshold"] if config["source"] == "table" else None
+
+
 def embedding_settings():
     """The config's embedding settings (llmrouter.embedding.EmbeddingSettings), without the
     cache folder."""
-    return {k: v for k, v in config.get("embedding", {}).items() if k != "cache_dir"}
+    return {k: v for k, v in config["embedding"].items() if k != "cache_dir"}
 
 
 def embedding_cache_dir():
     """Where embeddings are cached: embedding.cache_dir, else under resources_dir."""
-    return config.get("embedding", {}).get("cache_dir", f"{RESOURCES}/embedding_cache")
+    return config["embedding"].get("cache_dir", f"{RESOURCES}/embedding_cache")
 
 
 def embedding_files(wildcards=None):
@@ -131,17 +148,19 @@ def new_task_file(wildcards):
 
 
 def score_new_task_inputs(wildcards):
-    """score_task's inputs (score_new_task runs score_task's script for the scores) and the
-    ranking's: the task's prompts, its OT distance row and the benchmark's distance matrix.
-    """
+    """What a new task is scored from (score_task's inputs, its OT distance row always: the
+    ranking shows its nearest benchmark tasks) and ranked with (its prompts, the benchmark's
+    distance matrix)."""
     check_task_names(list(NEW_TASKS), dataset_names())
-    inputs = {
-        name: item(wildcards) if callable(item) else item.format(**wildcards)
-        for name, item in rules.score_task.input.items()
-    }
-    return inputs | {
-        "prompts": f"{RESULTS}/tasks/{wildcards.task}.parquet",
-        "task_distances": f"{RESULTS}/distances/{wildcards.task}.parquet",
+    task = wildcards.new_task
+    return {
+        "neighbours": f"{RESULTS}/neighbours/{task}.parquet",
+        "pool": f"{RESULTS}/pool/correctness.parquet",
+        "models": f"{RESULTS}/pool/models.parquet",
+        "pairs": f"{RESULTS}/smoother/pairs.parquet",
+        "bandwidth": f"{RESULTS}/smoother/bandwidth.parquet",
+        "prompts": f"{RESULTS}/tasks/{task}.parquet",
+        "task_distances": f"{RESULTS}/distances/{task}.parquet",
         "benchmark_distances": f"{RESULTS}/distances.parquet",
     }
 
@@ -157,7 +176,7 @@ def new_task_rankings(wildcards=None):
 
 def ann_index_input(wildcards):
     """The approximate index, when knn.index is approximate (else no extra input)."""
-    if config.get("knn", {}).get("index", "exact") == "approximate":
+    if config["knn"]["index"] == "approximate":
         return {"index": f"{RESULTS}/knn/ann_index.parquet"}
     return {}
 
@@ -168,46 +187,49 @@ def task_embeddings(wildcards):
 
 
 def routing_params():
-    """The method's settings, passed to scripts as params so a change reruns the jobs."""
+    """The method's settings (llmrouter.routing.RoutingParams), passed to scripts as params
+    so a change reruns the jobs."""
     return {
-        "k": config.get("knn", {}).get("k", 5),
-        "descriptor_k": config.get("smoother", {}).get("descriptor_k", 19),
-        "threshold": config.get("selection", {}).get("threshold", 0.5),
-        "bandwidth": config.get("smoother", {}).get("bandwidth", PAPER_BANDWIDTH),
-        "fallback_share": config.get("selection", {}).get("fallback_share", 0.6),
-        "draws": config.get("selection", {}).get("draws", 1000),
-        "seed": config.get("selection", {}).get("seed", 0),
-        "mode": config.get("evaluation", {}).get("mode", "strict"),
-        "descriptor": config.get("smoother", {}).get("descriptor", "knn"),
+        **predictor_params(),
+        "threshold": config["selection"]["threshold"],
+        "bandwidth": config["smoother"]["bandwidth"],
+        "fallback_share": config["selection"]["fallback_share"],
+        "draws": config["selection"]["draws"],
+        "seed": config["selection"]["seed"],
+        "mode": config["evaluation"]["mode"],
+        "descriptor": config["smoother"]["descriptor"],
+    }
+
+
+def predictor_params():
+    """The kNN predictor's neighbours (k) and the descriptor u's (descriptor_k): all of
+    routing_params that a task's neighbour lists and u depend on, so that changing a later
+    setting (draws, bandwidth, ...) does not rerun the per-task OT rows."""
+    return {"k": config["knn"]["k"], "descriptor_k": config["smoother"]["descriptor_k"]}
+
+
+def pairs_params():
+    """What the smoother's pairs depend on: the predictor, its threshold and the mode."""
+    return {
+        **predictor_params(),
+        "threshold": config["selection"]["threshold"],
+        "mode": config["evaluation"]["mode"],
     }
 
 
 def distance_params():
     """How task distances are computed (OT between subsampled embedding clouds)."""
-    distances = config.get("distances", {})
-    return {
-        "max_points": distances.get("max_points", 500),
-        "method": distances.get("method", "emd"),
-        "reg": distances.get("reg", 0.05),
-        "seed": distances.get("seed", 0),
-    }
+    return dict(config["distances"])
 
 
 def bandwidth_grid():
     """Candidate bandwidths of `smoother.bandwidth: auto` (config, else the library's)."""
-    return config.get("smoother", {}).get("bandwidth_grid") or list(
-        DEFAULT_BANDWIDTH_GRID
-    )
+    return config["smoother"]["bandwidth_grid"] or list(DEFAULT_BANDWIDTH_GRID)
 
 
 def cost_params():
     """Per-model costs and the epsilons of cost-aware picks (results/report/frontier.*)."""
-    settings = config.get("cost", {})
-    return {
-        "models": settings.get("models", {}),
-        "epsilons": settings.get("epsilons", list(DEFAULT_EPSILONS)),
-        "unit": settings.get("unit", "cost"),
-    }
+    return dict(config["cost"])
 
 
 def cost_outputs():
@@ -219,11 +241,7 @@ def cost_outputs():
 
 def ablation_params():
     """Settings of the ablation (results/report/ablation.md)."""
-    settings = config.get("ablation", {})
-    return {
-        "alphas": settings.get("alphas", [0.04, 0.1]),
-        "repeats": settings.get("repeats", 3),
-    }
+    return dict(config["ablation"])
 
 
 def distance_rows(wildcards=None):
@@ -258,14 +276,13 @@ def distance_figure_inputs(wildcards=None):
 def report_figures(wildcards=None):
     """Every figure (and the summary page) of `snakemake --report` (the cost frontier is in
     cost_outputs)."""
-    figures = f"{RESULTS}/report/figures"
     outputs = [
         f"{RESULTS}/report/summary.html",
-        f"{figures}/picks_vs_oracle.png",
-        f"{figures}/smoother_curves.png",
-        f"{figures}/task_distances.png",
+        f"{FIGURES}/picks_vs_oracle.png",
+        f"{FIGURES}/smoother_curves.png",
+        f"{FIGURES}/task_distances.png",
     ]
-    return outputs + expand(f"{figures}/ranking_{{task}}.png", task=list(NEW_TASKS))
+    return outputs + expand(f"{FIGURES}/ranking_{{task}}.png", task=list(NEW_TASKS))
 
 
 def all_outputs(wildcards=None):

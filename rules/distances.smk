@@ -20,7 +20,7 @@ rule compute_task_distances:
     params:
         datasets=dataset_names,
         distances=distance_params(),
-        routing=routing_params(),
+        predictor=predictor_params(),
     script:
         "../workflow_scripts/compute_task_distances.py"
 

@@ -1,11 +1,10 @@
 # The report's figures and summary page: `snakemake --report results/report.html` collects them.
-FIGURES = f"{RESULTS}/report/figures"
 
 
 rule render_summary_table:
     input:
         summary=f"{RESULTS}/report/summary.parquet",
-        markdown=f"{RESULTS}/report/summary.md",
+        picks=f"{RESULTS}/report/picks.parquet",
     output:
         report(
             f"{RESULTS}/report/summary.html",

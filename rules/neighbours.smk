@@ -18,7 +18,7 @@ rule build_ann_index:
         runtime=60,
     params:
         datasets=dataset_names,
-        cell_size=config.get("knn", {}).get("cell_size", 128),
+        cell_size=config["knn"]["cell_size"],
     script:
         "../workflow_scripts/build_ann_index.py"
 
@@ -44,9 +44,10 @@ rule find_neighbours:
         runtime=20,
     params:
         datasets=dataset_names,
-        k=max(routing_params()["k"], routing_params()["descriptor_k"]),
-        block_size=config.get("knn", {}).get("block_size", 2048),
-        index=config.get("knn", {}).get("index", "exact"),
-        n_probe=config.get("knn", {}).get("n_probe", 32),
+        k=max(predictor_params().values()),
+        block_size=config["knn"]["block_size"],
+        index=config["knn"]["index"],
+        n_probe=config["knn"]["n_probe"],
+        mode=config["evaluation"]["mode"],
     script:
         "../workflow_scripts/find_neighbours.py"

@@ -33,31 +33,32 @@ use rule embed_dataset as embed_new_task with:
         f"{RESULTS}/logs/embed_new_task/{{new_task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/embed_new_task/{{new_task}}.tsv"
-    # Unlike a benchmark dataset's, a new task's texts are not embedded beforehand.
+    # Unlike a benchmark dataset's, a new task's texts are not embedded beforehand: this job
+    # loads the model (torch) itself.
     threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=60,
 
 
-# A new task's scores come from score_task's own script (so both stay the same computation);
+# A new task's scores are computed as score_task computes them (llmrouter.routing.task_scores);
 # this rule adds the ranking as a second output of the same job.
 rule score_new_task:
     input:
         unpack(score_new_task_inputs),
     output:
-        scores=f"{RESULTS}/scores/{{task}}.parquet",
+        scores=f"{RESULTS}/scores/{{new_task}}.parquet",
         ranking=report(
-            f"{RESULTS}/scores/{{task}}.md",
+            f"{RESULTS}/scores/{{new_task}}.md",
             caption="../report/ranking.rst",
             category="New tasks",
-            subcategory="{task}",
-            labels={"task": "{task}", "file": "ranking"},
+            subcategory="{new_task}",
+            labels={"task": "{new_task}", "file": "ranking"},
         ),
     log:
-        scores=f"{RESULTS}/logs/score_task/{{task}}.log",
-        ranking=f"{RESULTS}/logs/score_new_task/{{task}}.log",
+        f"{RESULTS}/logs/score_new_task/{{new_task}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/score_new_task/{{task}}.tsv"
-    wildcard_constraints:
-        task=new_task_constraint(),
+        f"{RESULTS}/benchmarks/score_new_task/{{new_task}}.tsv"
     conda:
         CONDA_ENV
     threads: 1
@@ -66,7 +67,7 @@ rule score_new_task:
         runtime=10,
     params:
         routing=routing_params(),
-        top=config.get("new_tasks", {}).get("top"),
+        top=config["new_tasks"]["top"],
         costs=cost_params()["models"],
     script:
         "../workflow_scripts/score_new_task.py"

@@ -19,6 +19,6 @@ rule summarize_evaluation:
         runtime=10,
     params:
         mode=routing_params()["mode"],
-        cost=cost_params()["models"],
+        costs=cost_params()["models"],
     script:
         "../workflow_scripts/summarize_evaluation.py"

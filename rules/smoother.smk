@@ -18,6 +18,6 @@ rule fit_smoother:
         mem_mb=4000,
         runtime=30,
     params:
-        routing=routing_params(),
+        pairs=pairs_params(),
     script:
         "../workflow_scripts/fit_smoother.py"

@@ -5,8 +5,9 @@ import polars as pl
 import pytest
 
 from llmrouter.artifacts import InputError
-from llmrouter.benchmark import correctness_table, list_datasets, scan_source_table
-from llmrouter.pool import build_pool, select_models
+from llmrouter.benchmark import (correctness_table, list_datasets, read_dataset_rows,
+                                 scan_source_table)
+from llmrouter.pool import Pool, build_pool, check_neighbour_supply, select_models
 
 
 def rows(*items):
@@ -61,6 +62,55 @@ def test_source_table_errors_name_the_file(tmp_path):
     empty.write_text("dataset,instance_id,text,model,score\n")
     with pytest.raises(InputError, match="no rows"):
         list_datasets(empty)
+
+
+@pytest.mark.parametrize("column", ["instance_id", "text", "model"])
+def test_a_row_without_id_text_or_model_is_an_error(column):
+    frame = rows(("d", "i1", "t", "a", 1.0), ("d", "i2", "u", "a", 0.0))
+    frame = frame.with_columns(pl.when(pl.col("instance_id") == "i2").then(None)
+                               .otherwise(pl.col(column)).alias(column))
+    with pytest.raises(InputError, match=f"1 row\\(s\\) without a value in column '{column}'"):
+        correctness_table(frame, "d", threshold=0.5)
+
+
+def test_a_threshold_under_which_nothing_is_correct_is_an_error():
+    frame = rows(("d", "i1", "t", "a", 1.0), ("d", "i2", "u", "a", 0.0))
+    with pytest.raises(InputError, match="no model is correct.*scores 0 to 1.*threshold 50"):
+        correctness_table(frame, "d", threshold=50)
+
+
+def test_source_values_and_dataset_names_are_checked(tmp_path):
+    words = tmp_path / "words.csv"
+    words.write_text("dataset,instance_id,text,model,score\nd,i,t,m,high\n")
+    with pytest.raises(InputError, match="words.csv: cannot read dataset 'd'.*number"):
+        read_dataset_rows(words, "d")
+    for name, message in (("med/anatomy", "cannot name a file"), ("", "no dataset")):
+        table = tmp_path / "names.parquet"
+        pl.DataFrame({"dataset": [name or None, "ok"], "instance_id": ["i", "j"],
+                      "text": ["t", "u"], "model": ["m", "m"],
+                      "score": [1.0, 0.0]}).write_parquet(table)
+        with pytest.raises(InputError, match=f"names.parquet: .*{message}"):
+            list_datasets(table)
+
+
+def test_neighbour_supply_names_the_task_and_the_config_keys():
+    def pool(sizes):
+        codes = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+        return Pool([f"d{i}" for i in range(len(sizes))], codes,
+                    np.arange(len(codes)).astype(str), ["m"],
+                    np.zeros((len(codes), 1), dtype=np.uint8))
+
+    check_neighbour_supply(pool([30, 30, 30]), "d0", 19, strict=True)
+    check_neighbour_supply(pool([30]), "new task", 19, strict=True)  # uses every dataset
+    with pytest.raises(InputError, match="task 'd0'.*knn.k and smoother.descriptor_k.*offer 0"):
+        check_neighbour_supply(pool([30]), "d0", 19, strict=False)
+    # a dataset of 10 beside one of 100: the large one's inputs find only 10 neighbours
+    with pytest.raises(InputError, match="task 'd1'.*offer 10 .*1 other dataset"):
+        check_neighbour_supply(pool([10, 100]), "d1", 19, strict=False)
+    # strict: any one more dataset may be left out, here the 25-row one
+    check_neighbour_supply(pool([25, 25, 100]), "d2", 19, strict=False)
+    with pytest.raises(InputError, match=r"task 'd2'.*strict mode.*offer 19"):
+        check_neighbour_supply(pool([25, 19, 100]), "d2", 20, strict=True)
 
 
 def test_select_models_keeps_dense_models_and_rejects_unknown_names():

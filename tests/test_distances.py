@@ -57,15 +57,10 @@ def test_subsample_is_seeded_per_task_and_bounded():
         distances.subsample(a, 0, seed=0, task="anatomy")
 
 
-def test_distance_row_and_matrix():
+def test_distance_row():
     clouds = {"x": cloud(5, 20), "y": cloud(6, 20, shift=1.0)}
     row = distances.distance_row(clouds["x"], clouds)
     assert row["x"] == pytest.approx(0.0, abs=1e-12) and row["y"] > 0
-    matrix = distances.distance_matrix(["x", "x", "y", "y"], ["x", "y", "x", "y"],
-                                       np.array([0.0, 0.3, 0.3, 0.0]), ["y", "x"])
-    np.testing.assert_allclose(matrix, [[0.0, 0.3], [0.3, 0.0]])
-    with pytest.raises(ValueError, match="no distance"):
-        distances.distance_matrix(["x"], ["x"], np.array([0.0]), ["x", "y"])
 
 
 def test_unknown_method_and_empty_cloud_raise():
@@ -74,3 +69,17 @@ def test_unknown_method_and_empty_cloud_raise():
         distances.ot_distance(a, a, "bogus")
     with pytest.raises(ValueError, match="empty"):
         distances.ot_distance(a, a[:0])
+
+
+def test_task_clouds_and_row_frame():
+    from llmrouter.pool import Pool
+
+    vectors = knn.normalize(np.vstack([cloud(1, 30), cloud(2, 8, shift=1.0)]))
+    codes = np.repeat(np.array([0, 1], dtype=np.int32), [30, 8])
+    pool = Pool(["a", "b"], codes, np.arange(38).astype(str), ["m"],
+                np.zeros((38, 1), dtype=np.uint8))
+    clouds = distances.task_clouds(pool, vectors, 10, seed=0)
+    assert clouds["a"].shape == (10, vectors.shape[1]) and clouds["b"].shape == (8, 8)
+    np.testing.assert_array_equal(clouds["a"], distances.subsample(vectors[:30], 10, 0, "a"))
+    frame = distances.row_frame("a", {"a": 0.0, "b": 0.4}, 0.25)
+    assert frame.rows() == [("a", "a", 0.0, 0.25), ("a", "b", 0.4, 0.25)]

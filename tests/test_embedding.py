@@ -1,5 +1,7 @@
 """Embedding: the content-addressed cache and the choice of precision."""
 
+import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +72,11 @@ def test_cache_embeds_each_text_once(tmp_path, monkeypatch):
     monkeypatch.setattr(embedding, "load_model", counting_load)
     settings = EmbeddingSettings()
     texts = ["What is 2 + 2?", "Name the largest planet.", "What is 2 + 2?"]
-    first = embed_texts(texts, settings, tmp_path, progress=False)
+    terminal = io.StringIO()
+    first = embed_texts(texts, settings, tmp_path, progress_to=terminal)
+    # the bar and the summary go to the stream given (a job's terminal, not its log)
+    assert re.search(r"embedding: 2 texts in [\d.]+ s \(\d+ texts/s, all-MiniLM",
+                     terminal.getvalue())
     assert first.shape == (3, 384) and first.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(first[0], first[2])

@@ -96,3 +96,8 @@ def test_configured_models_without_a_run_are_an_error():
     # A model whose only runs helm.runs leaves out matches no selected run either.
     with pytest.raises(InputError, match=r"helm\.models.*together/bloom"):
         select_runs(index, include=[r"^boolq:"], models=["together/bloom"])
+
+
+def test_a_run_pattern_that_is_not_a_regex_names_the_key():
+    with pytest.raises(InputError, match=r"helm\.runs\.exclude: '\[unclosed' is not a regular"):
+        select_runs({"boolq:model=openai_ada": "v1"}, exclude=["[unclosed"])

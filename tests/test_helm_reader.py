@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import polars as pl
@@ -121,6 +122,15 @@ def test_perturbed_rows_are_ignored():
     assert scores.select("instance_id", "text", "score").rows() == [("id1", "q", 1.0)]
 
 
+def test_per_instance_stat_with_a_mean_needs_no_sum():
+    stats = [{"instance_id": "id1", "stats": [
+        {"name": {"name": "exact_match", "split": "test"}, "count": 1, "mean": 1.0}]},
+        {"instance_id": "id2", "stats": [
+        {"name": {"name": "exact_match", "split": "test"}, "count": 2, "sum": 1.0}]}]
+    rows = reader.read_per_instance_stats(stats, "exact_match", "per_instance_stats.json")
+    assert rows.select("instance_id", "value").rows() == [("id1", 1.0), ("id2", 0.5)]
+
+
 def test_bad_files_name_the_file():
     with pytest.raises(InputError, match="display_predictions.json.*'exact_match'"):
         reader.read_display_predictions(
@@ -128,3 +138,25 @@ def test_bad_files_name_the_file():
             "display_predictions.json")
     with pytest.raises(InputError, match="instances.json"):
         reader.read_instances([{"split": "test"}], "instances.json")
+
+
+def test_records_in_another_format_are_named_plainly():
+    with pytest.raises(InputError, match=r"p.json: a prediction is not in HELM's format "
+                                         r"\(AttributeError"):
+        reader.read_display_predictions([{"instance_id": "i", "stats": None}], "m", "p.json")
+    with pytest.raises(InputError, match=r"i.json: an instance without 'id'"):
+        reader.read_instances([{"split": "test"}], "i.json")
+
+
+def test_a_run_whose_predictions_match_no_instance_is_an_error(tmp_path):
+    run = "mmlu:subject=anatomy,method=multiple_choice_joint,model=acme_m"
+    (tmp_path / "run_spec.json").write_text(json.dumps(
+        {"adapter_spec": {"model": "acme/m", "method": "multiple_choice_joint"}}))
+    (tmp_path / "instances.json").write_text(json.dumps(
+        [{"id": "id1", "split": "test", "input": {"text": "q"}, "references": []}]))
+    (tmp_path / "display_predictions.json").write_text(json.dumps(
+        [{"instance_id": "id9", "train_trial_index": 0, "stats": {"exact_match": 1.0}}]))
+    files = ["run_spec.json", "instances.json", "display_predictions.json"]
+    with pytest.raises(InputError, match=f"{tmp_path}: no instance of run {re.escape(run)} "
+                                         "has a score"):
+        read_run(tmp_path, files, run)

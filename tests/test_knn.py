@@ -130,6 +130,39 @@ def test_capped_and_per_dataset_selection_agree():
     assert knn._capped_lists(sim, starts, ends, ids, 5, 10, max_survivors=0) is None
 
 
+def _tied_vectors(rng, n: int) -> np.ndarray:
+    """Unit vectors of +-0.5 entries: every dot product is a multiple of 0.25, exact in float32
+    whatever the summation order, so ties are ties in every code path."""
+    return (rng.integers(0, 2, size=(n, 4)) * 2 - 1).astype(np.float32) * np.float32(0.5)
+
+
+@pytest.mark.parametrize("chunk_columns", [32768, 40, 7, 1])
+def test_ties_go_to_the_lower_pool_row_on_every_path(chunk_columns):
+    # Only 16 distinct vectors: most distances tie; the lists must be the capped
+    # definition's, rows and all, however the pool is split into groups.
+    rng = np.random.default_rng(5)
+    codes = np.repeat(np.arange(6, dtype=np.int32), [50, 3, 40, 1, 45, 61])
+    pool, queries = _tied_vectors(rng, len(codes)), _tied_vectors(rng, 25)
+    for exclude in (None, 2):
+        nb = knn.search(queries, pool, codes, 5, exclude_dataset=exclude,
+                        chunk_columns=chunk_columns)
+        for q, want in enumerate(capped_brute_force(queries, pool, codes, 5, exclude)):
+            assert nb.index[q][nb.index[q] >= 0].tolist() == want
+
+
+def test_per_dataset_fallback_picks_the_same_rows_on_ties():
+    rng = np.random.default_rng(6)
+    codes = np.repeat(np.arange(5, dtype=np.int32), [30, 2, 41, 17, 26])
+    pool, queries = _tied_vectors(rng, len(codes)), _tied_vectors(rng, 20)
+    sim = np.ascontiguousarray(pool @ queries.T)
+    ids = np.unique(codes)
+    starts, ends = np.searchsorted(codes, ids), np.searchsorted(codes, ids, side="right")
+    pruned = knn._capped_lists(sim, starts, ends, ids, 5, 10, max_survivors=10**9)
+    plain = knn._per_dataset_lists(sim, starts, ends, 5, 10)
+    np.testing.assert_array_equal(pruned[0], plain[0])
+    np.testing.assert_array_equal(pruned[1], plain[1])
+
+
 def _clustered_pool(seed: int = 3):
     rng = np.random.default_rng(seed)
     codes = np.repeat(np.arange(8, dtype=np.int32), rng.integers(30, 90, 8))
@@ -224,3 +257,30 @@ def test_shared_strict_pairs_equal_one_pass_per_heldout(descriptor_k):
         assert shared[heldout].datasets == one.datasets
         np.testing.assert_array_equal(shared[heldout].u, one.u)
         np.testing.assert_array_equal(shared[heldout].acc, one.acc)
+
+
+def test_task_neighbours_of_a_benchmark_task_and_of_a_new_one():
+    from llmrouter import ann
+    from llmrouter.pool import Pool
+    from llmrouter.task_search import task_neighbours
+
+    codes, vectors = _clustered_pool()
+    names = [f"d{i}" for i in range(8)]
+    pool = Pool(names, codes, np.array([f"x{i}" for i in range(len(codes))]), ["m"],
+                np.zeros((len(codes), 1), dtype=np.uint8))
+    ids, nb = task_neighbours("d2", pool, vectors, 3)
+    exact = knn.search(vectors[codes == 2], vectors, codes, 3, exclude_dataset=2)
+    assert ids.tolist() == pool.instance_ids[codes == 2].tolist()
+    np.testing.assert_array_equal(nb.index, exact.index)
+    # probing every cell of the approximate index gives the same lists
+    cells = ann.assign_cells(vectors, codes, cell_size=10)
+    _, approx = task_neighbours("d2", pool, vectors, 3, cells=cells, n_probe=10**6)
+    np.testing.assert_array_equal(approx.index, exact.index)
+    # a new task: its own embeddings (normalised here) against the whole pool
+    queries = np.random.default_rng(0).normal(size=(4, vectors.shape[1]))
+    ids, nb = task_neighbours("new", pool, vectors, 3, (np.array(["a", "b", "c", "d"]), queries))
+    whole = knn.search(knn.normalize(queries), vectors, codes, 3)
+    assert ids.tolist() == ["a", "b", "c", "d"]
+    np.testing.assert_array_equal(nb.index, whole.index)
+    with pytest.raises(ValueError, match="not in the pool"):
+        task_neighbours("new", pool, vectors, 3)

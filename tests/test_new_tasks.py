@@ -38,6 +38,12 @@ def test_ranking_table_orders_by_s3_and_names_picks():
     assert ranking.pick_of(table, "S3") == "c" and ranking.pick_of(table, "BMA") == "a"
 
 
+def test_ranking_table_takes_integer_and_decimal_costs_together():
+    # YAML gives `34` and `8.5` side by side (config/helm_mmlu_cost.yaml does).
+    table = ranking.ranking_table(scores_frame(), {"a": 34, "b": 8.5})
+    assert table["cost"].to_list() == [None, 8.5, 34.0]
+
+
 def test_task_u_and_neighbour_shares():
     # Two queries, lists of 4: dataset codes and distances ascending; -1 marks no neighbour.
     neighbours = Neighbours(index=np.array([[0, 1, 2, 3], [4, 5, -1, -1]]),

@@ -1,6 +1,7 @@
 """Leave-one-task-out routing against a brute-force computation on a synthetic pool."""
 
 import numpy as np
+import polars as pl
 import pytest
 
 from llmrouter import knn, scores, smoother
@@ -11,9 +12,12 @@ from llmrouter.routing import (
     all_smoother_pairs,
     pairs_frame,
     pairs_from_frame,
+    fitted_bandwidth,
     score_task,
     smoother_pairs,
+    task_baselines,
     task_predictions,
+    task_scores,
 )
 
 PARAMS = RoutingParams(k=3, descriptor_k=4, bandwidth=0.2)
@@ -131,3 +135,81 @@ def test_unlabelled_task_has_null_accuracy_and_no_oracle(synthetic):
                        pool.correct.mean(0), pool.models, PARAMS)
     assert frame["accuracy"].null_count() == 4
     assert frame["pick_oracle"].sum() == 0 and frame["pick_s3"].sum() == 1
+
+
+@pytest.mark.parametrize("mode", ["strict", "reference"])
+def test_task_scores_is_score_task_on_the_workflow_artifacts(synthetic, mode):
+    pool, _, neighbours = synthetic
+    params = RoutingParams(k=3, descriptor_k=4, bandwidth=0.2, mode=mode)
+    heldouts = [None] + (pool.datasets if mode == "strict" else [])
+    every = all_smoother_pairs(pool, neighbours, params, heldouts)
+    table = pl.concat([pairs_frame(every[h], pool.models, h) for h in heldouts])
+    task, code = "d1", 1
+    bma_scores, tiebreak = task_baselines(pool, task, mode)
+    accuracy = pool.task_accuracy()
+    others = [0, 2, 3, 4] if mode == "strict" else [0, 1, 2, 3, 4]
+    np.testing.assert_allclose(bma_scores, accuracy[others].mean(axis=0))
+    np.testing.assert_allclose(tiebreak, pool.correct[pool.dataset_of != code].mean(axis=0))
+    pairs = pairs_from_frame(table, pool.models, task if mode == "strict" else None, drop=task)
+    g, u = task_predictions(neighbours[task], pool, params)
+    expected = score_task(task, g, u, pairs, bma_scores, tiebreak, pool.models, params,
+                          pool.correct[pool.rows(task)])
+    assert task_scores(task, neighbours[task], pool, table, params).equals(expected)
+
+
+def test_task_scores_reads_the_fitted_bandwidth_of_its_task(synthetic):
+    pool, _, neighbours = synthetic
+    params = RoutingParams(k=3, descriptor_k=4, bandwidth="auto")
+    every = all_smoother_pairs(pool, neighbours, params, [None, "d1"])
+    table = pl.concat([pairs_frame(every[h], pool.models, h) for h in (None, "d1")])
+    fitted = pl.DataFrame({"task": ["d0", "d1", None], "bandwidth": [0.05, 0.3, 0.1]})
+    assert fitted_bandwidth(fitted, "d1", pool.datasets) == 0.3
+    assert fitted_bandwidth(fitted, "new", pool.datasets) == 0.1
+    frame = task_scores("d1", neighbours["d1"], pool, table, params, fitted)
+    g, u = task_predictions(neighbours["d1"], pool, params)
+    pairs = pairs_from_frame(table, pool.models, "d1", drop="d1")
+    np.testing.assert_allclose(frame["p"], smoother.smooth(u, pairs.u, pairs.acc, 0.3))
+    with pytest.raises(ValueError, match="fitted bandwidth table"):
+        task_scores("d1", neighbours["d1"], pool, table, params)
+    with pytest.raises(ValueError, match="pass p"):
+        score_task("d1", g, u, pairs, np.zeros(4), np.zeros(4), pool.models, params)
+    with pytest.raises(ValueError, match="2 rows"):
+        fitted_bandwidth(pl.concat([fitted, fitted]), "d1", pool.datasets)
+
+
+def test_s3_true_p_draws_do_not_depend_on_the_estimated_p(synthetic, monkeypatch):
+    # S3's fallback check draws only when its pick differs from BMA. S3 with the true p must
+    # get the same draws either way (its own stream), or its pick would move with the
+    # smoother it does not use.
+    import copy
+
+    pool, _, neighbours = synthetic
+    task = "d1"
+    g, u = task_predictions(neighbours[task], pool, PARAMS)
+    pairs = smoother_pairs(pool, neighbours, PARAMS, task)
+    bma_scores, tiebreak = task_baselines(pool, task, "strict")
+    correct = pool.correct[pool.rows(task)]
+    seen = []
+    real = scores.pick_s3
+
+    def spy(s3, predicted, p, baseline, tiebreak, names, rng, *args):
+        # the next draw, without taking it, and whether this check will draw
+        seen.append((copy.deepcopy(rng).random(), scores.pick(s3, tiebreak, names) != baseline))
+        return real(s3, predicted, p, baseline, tiebreak, names, rng, *args)
+
+    monkeypatch.setattr(scores, "pick_s3", spy)
+    outcomes = []
+    # p = 0.5 makes every S3 0.5 (the pick is BMA's); p near 0 or 1 for another model makes
+    # its S3 the largest.
+    s2 = scores.s2(g)
+    other = next(m for m in range(4) if m != scores.pick(bma_scores, tiebreak, pool.models)
+                 and s2[m] != 0.5)
+    pushed = np.full(4, 0.5)
+    pushed[other] = 0.99 if s2[other] > 0.5 else 0.01
+    for p in (np.full(4, 0.5), pushed):
+        seen.clear()
+        frame = score_task(task, g, u, pairs, bma_scores, tiebreak, pool.models, PARAMS,
+                           correct, p)
+        outcomes.append((seen[0][1], seen[1][0]))
+    assert [drew for drew, _ in outcomes] == [False, True]  # S3's check draws only once
+    assert outcomes[0][1] == outcomes[1][1]

@@ -1,6 +1,7 @@
 """S1, S2, S3, predictor accuracy and picks on small hand-computed examples."""
 
 import numpy as np
+import pytest
 
 from llmrouter import scores
 
@@ -32,6 +33,11 @@ def test_pick_breaks_ties_by_tiebreak_then_name():
     assert scores.pick(np.array([1.0, 1.0, 0.5]), np.array([0.2, 0.1, 0.9]), names) == 0
     assert scores.pick(np.array([1.0, 1.0, 0.5]), np.array([0.2, 0.2, 0.9]), names) == 1
     assert scores.pick(np.array([0.1, 0.2, 0.5]), np.zeros(3), names) == 2
+
+
+def test_pick_names_the_model_with_a_nan_score():
+    with pytest.raises(ValueError, match=r"NaN score for \['a'\]"):
+        scores.pick(np.array([0.1, np.nan, 0.5]), np.zeros(3), ["b", "a", "c"])
 
 
 def test_pick_s3_falls_back_to_baseline_when_not_clearly_better():

@@ -69,6 +69,9 @@ def test_csv_and_txt_get_ids_from_the_name(tmp_path):
         ("nested.jsonl", '{"text": {"a": 1}}\n', "must be a string"),
         ("prompts.parquet", "x", "must be .jsonl, .csv or .txt"),
         ("dupes.jsonl", '{"id": 1, "text": "a"}\n{"id": 1, "text": "b"}\n', "must be unique"),
+        ("listid.jsonl", '{"id": [1], "text": "a"}\n', "'id' must be a string or a number"),
+        ("listlabel.jsonl", '{"label": ["A"], "text": "a"}\n', "'label' must be a string"),
+        ("blankid.csv", 'id,text\n" ",a\n2,b\n', "non-empty on every line"),
     ],
 )
 def test_bad_task_files_name_the_file(tmp_path, name, content, message):

@@ -6,9 +6,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-import numpy as np
-import polars as pl
-
 from llmrouter import distances, knn
 from llmrouter.artifacts import write_table
 from llmrouter.logs import run_logged
@@ -19,12 +16,11 @@ from llmrouter.store import pool_embeddings, read_embeddings, read_neighbours, r
 def main() -> None:
     task = snakemake.wildcards.task  # noqa: F821
     opts = snakemake.params.distances  # noqa: F821
-    params = RoutingParams(**snakemake.params.routing)  # noqa: F821
+    params = RoutingParams(**snakemake.params.predictor)  # noqa: F821
     pool = read_pool(snakemake.input.pool, snakemake.input.models)  # noqa: F821
     paths = dict(zip(snakemake.params.datasets, snakemake.input.embeddings))  # noqa: F821
     vectors = knn.normalize(pool_embeddings(pool, paths))
-    clouds = {name: distances.subsample(vectors[pool.rows(name)], opts["max_points"],
-                                        opts["seed"], name) for name in pool.datasets}
+    clouds = distances.task_clouds(pool, vectors, opts["max_points"], opts["seed"])
     if task in pool.datasets:
         target = clouds[task]
     else:
@@ -36,10 +32,7 @@ def main() -> None:
     _, u = task_predictions(neighbours, pool, params)
     logging.info("%s: %s distances to %d tasks on <= %d points each; u = %.4f", task,
                  opts["method"], len(row), opts["max_points"], u)
-    frame = pl.DataFrame({"task": [task] * len(row), "dataset": list(row),
-                          "distance": np.array(list(row.values()), dtype=np.float64),
-                          "task_u": np.full(len(row), u)})
-    write_table(frame, snakemake.output[0])  # noqa: F821
+    write_table(distances.row_frame(task, row, u), snakemake.output[0])  # noqa: F821
 
 
 run_logged(snakemake.log[0], main)  # noqa: F821

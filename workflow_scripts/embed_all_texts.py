@@ -25,7 +25,8 @@ def main() -> None:
     texts = pl.concat(frames)
     settings = EmbeddingSettings(**snakemake.params.embedding)  # noqa: F821
     embed_texts(texts["text"].unique(maintain_order=True).to_list(), settings,
-                snakemake.params.cache_dir, threads=snakemake.threads)  # noqa: F821
+                snakemake.params.cache_dir, threads=snakemake.threads,  # noqa: F821
+                progress_to=sys.__stderr__)
     manifest = texts.select(
         "dataset", "instance_id",
         pl.col("text").map_elements(text_hash, return_dtype=pl.String).alias("text_hash"),

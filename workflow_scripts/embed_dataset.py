@@ -24,6 +24,7 @@ def main() -> None:
         settings_of_index(snakemake.params.embedding, recorded, index),  # noqa: F821
         snakemake.params.cache_dir,  # noqa: F821
         threads=snakemake.threads,  # noqa: F821
+        progress_to=sys.__stderr__,
     )
     write_embeddings(instances["instance_id"].to_list(), vectors, snakemake.output[0])  # noqa: F821
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-from llmrouter import ann, knn
+from llmrouter import knn
 from llmrouter.logs import run_logged
+from llmrouter.pool import check_neighbour_supply
 from llmrouter.store import (
     pool_embeddings,
     read_cells,
@@ -15,33 +16,23 @@ from llmrouter.store import (
     read_pool,
     write_neighbours,
 )
+from llmrouter.task_search import task_neighbours
 
 
 def main() -> None:
     task = snakemake.wildcards.task  # noqa: F821
+    params = snakemake.params  # noqa: F821
     pool = read_pool(snakemake.input.pool, snakemake.input.models)  # noqa: F821
-    paths = dict(zip(snakemake.params.datasets, snakemake.input.embeddings))  # noqa: F821
+    check_neighbour_supply(pool, task, params.k, params.mode == "strict")
+    paths = dict(zip(params.datasets, snakemake.input.embeddings))  # noqa: F821
     vectors = knn.normalize(pool_embeddings(pool, paths))
-    query_rows = None
-    if task in pool.datasets:
-        # A held-out benchmark task: its queries are its pool rows, its own dataset excluded.
-        query_rows = pool.rows(task)
-        ids, queries = pool.instance_ids[query_rows], vectors[query_rows]
-        own = pool.datasets.index(task)
-    else:
-        ids, queries = read_embeddings(snakemake.input.queries)  # noqa: F821
-        queries, own = knn.normalize(queries), None
-    if snakemake.params.index == "approximate":  # noqa: F821
-        cells = read_cells(snakemake.input.index, pool)  # noqa: F821
-        index = ann.make_index(vectors, pool.dataset_of, cells)
-        neighbours = ann.search(index, queries, snakemake.params.k,  # noqa: F821
-                                exclude_dataset=own, n_probe=snakemake.params.n_probe,  # noqa: F821
-                                query_cells=None if query_rows is None else cells[query_rows])
-    else:
-        neighbours = knn.search(queries, vectors, pool.dataset_of, snakemake.params.k,  # noqa: F821
-                                exclude_dataset=own, block_size=snakemake.params.block_size)  # noqa: F821
-    logging.info("%s: %d queries x %d pool rows, %d neighbours kept each", task, len(ids),
-                 len(vectors), neighbours.index.shape[1])
+    new_task = None if task in pool.datasets else read_embeddings(snakemake.input.queries)  # noqa: F821
+    cells = (read_cells(snakemake.input.index, pool)  # noqa: F821
+             if params.index == "approximate" else None)
+    ids, neighbours = task_neighbours(task, pool, vectors, params.k, new_task, cells,
+                                      params.n_probe, params.block_size)
+    logging.info("%s: %d queries x %d pool rows, %d neighbours kept each (%s)", task, len(ids),
+                 len(vectors), neighbours.index.shape[1], params.index)
     write_neighbours(ids, neighbours, snakemake.output[0])  # noqa: F821
 
 

@@ -19,7 +19,7 @@ from llmrouter.store import read_neighbours, read_pool
 
 
 def main() -> None:
-    params = RoutingParams(**snakemake.params.routing)  # noqa: F821
+    params = RoutingParams(**snakemake.params.pairs)  # noqa: F821
     pool = read_pool(snakemake.input.pool, snakemake.input.models)  # noqa: F821
     neighbours = {}
     for path in snakemake.input.neighbours:  # noqa: F821

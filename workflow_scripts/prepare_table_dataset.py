@@ -6,17 +6,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-import polars as pl
-
 from llmrouter.artifacts import InputError, write_table
-from llmrouter.benchmark import correctness_table, scan_source_table
+from llmrouter.benchmark import correctness_table, read_dataset_rows
 from llmrouter.logs import run_logged
 
 
 def main() -> None:
     dataset = snakemake.wildcards.dataset  # noqa: F821
     path = snakemake.input[0]  # noqa: F821
-    frame = scan_source_table(path).filter(pl.col("dataset") == dataset).collect()
+    frame = read_dataset_rows(path, dataset)
     try:
         table, report = correctness_table(frame, dataset, snakemake.params.threshold)  # noqa: F821
     except InputError as error:

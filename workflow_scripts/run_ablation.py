@@ -30,16 +30,7 @@ def main() -> None:
     table, scores = ablation.ablation_table(inputs, variants, params, opts["repeats"],
                                             tuple(snakemake.params.grid))  # noqa: F821
     logging.info("%d variants scored in %.1f s", len(variants), time.perf_counter() - start)
-    notes = [
-        f"{len(pool.datasets)} tasks x {len(pool.models)} models. Columns s1 .. per_instance: "
-        "mean accuracy of each method's picks over the tasks (per_instance: argmax_m g_m(x) "
-        "per input). s3_gap_closed = (S3 - BMA) / (Oracle - BMA). p_mae = mean over tasks and "
-        "models of |p - p_true|, p_true the true accuracy of the thresholded predictor.",
-        f"alpha > 0: min(alpha n, 50) labelled points of the task join the pool and leave the "
-        f"scored set; mean over {opts['repeats']} seeds, s3_std and p_mae_std their spread.",
-        "auto bandwidth: chosen per task by leave-one-task-out error on the pairs that task is "
-        "scored with (never on the task itself); median_bandwidth is the median choice.",
-    ]
+    notes = ablation.ablation_notes(len(pool.datasets), len(pool.models), opts["repeats"])
     write_table(table, snakemake.output.table)  # noqa: F821
     write_table(scores, snakemake.output.scores)  # noqa: F821
     write_text(ablation.ablation_markdown(table, "Ablation (leave-one-task-out)", notes),

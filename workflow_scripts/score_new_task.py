@@ -1,7 +1,6 @@
-"""Score a new task with score_task's own script, then write its ranking (Markdown)."""
+"""Score every benchmark model on a new task (as score_task does), and write its ranking."""
 
 import logging
-import runpy
 import sys
 from pathlib import Path
 
@@ -10,30 +9,31 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import polars as pl
 
 from llmrouter import ranking
-from llmrouter.artifacts import read_table, write_text
+from llmrouter.artifacts import read_table, write_table, write_text
 from llmrouter.logs import run_logged
-from llmrouter.store import read_neighbours
+from llmrouter.routing import RoutingParams, task_scores
+from llmrouter.store import read_neighbours, read_ot_row, read_pool
 from llmrouter.tasks import given_accuracy
-
-# The scores: exactly what score_task computes (it writes output[0] and logs to log[0]).
-runpy.run_path(str(Path(snakemake.scriptdir) / "score_task.py"),  # noqa: F821
-               init_globals={"snakemake": snakemake})  # noqa: F821
 
 
 def main() -> None:
-    task = snakemake.wildcards.task  # noqa: F821
-    descriptor_k = snakemake.params.routing["descriptor_k"]  # noqa: F821
-    scores = pl.from_arrow(read_table(snakemake.output.scores))  # noqa: F821
-    prompts = pl.from_arrow(read_table(snakemake.input.prompts))  # noqa: F821
+    task = snakemake.wildcards.new_task  # noqa: F821
+    params = RoutingParams(**snakemake.params.routing)  # noqa: F821
+    pool = read_pool(snakemake.input.pool, snakemake.input.models)  # noqa: F821
     _, neighbours = read_neighbours(snakemake.input.neighbours)  # noqa: F821
-    datasets = pl.from_arrow(read_table(snakemake.input.pool, ["dataset"]).select(["dataset"]))  # noqa: F821
-    datasets = sorted(datasets["dataset"].unique().to_list())
-    pairs = pl.from_arrow(read_table(snakemake.input.pairs, ["heldout", "dataset", "u"]))  # noqa: F821
-    benchmark_u = pairs.filter(pl.col("heldout").is_null()).unique("dataset")["u"].to_numpy()
+    pairs_table = pl.from_arrow(read_table(snakemake.input.pairs))  # noqa: F821
+    fitted = pl.from_arrow(read_table(snakemake.input.bandwidth))  # noqa: F821
+    ot_row = (read_ot_row(snakemake.input.task_distances, task)  # noqa: F821
+              if params.descriptor == "ot" else None)
+    scores = task_scores(task, neighbours, pool, pairs_table, params, fitted, ot_row)
+
+    prompts = pl.from_arrow(read_table(snakemake.input.prompts))  # noqa: F821
+    benchmark_u = (pairs_table.filter(pl.col("heldout").is_null()).unique("dataset")["u"]
+                   .to_numpy())
     columns = ["task", "dataset", "distance"]
     row = pl.from_arrow(read_table(snakemake.input.task_distances, columns)).select(columns)  # noqa: F821
     matrix = pl.from_arrow(read_table(snakemake.input.benchmark_distances, columns)).select(columns)  # noqa: F821
-    u = ranking.task_u(neighbours, descriptor_k)
+    u = ranking.task_u(neighbours, params.descriptor_k)
     cover = ranking.coverage(u, benchmark_u, pl.concat([matrix, row]), task)
     given = given_accuracy(prompts)
     unknown = sorted(set(given) - set(scores["model"].to_list()))
@@ -43,13 +43,15 @@ def main() -> None:
     table = ranking.ranking_table(scores, snakemake.params.costs, given)  # noqa: F821
     markdown = ranking.ranking_markdown(
         task, table, prompts.height, cover,
-        ranking.neighbour_shares(neighbours, datasets, descriptor_k),
-        ranking.nearest_by_distance(row, task), descriptor_k, snakemake.params.top,  # noqa: F821
+        ranking.neighbour_shares(neighbours, pool.datasets, params.descriptor_k),
+        ranking.nearest_by_distance(row, task), params.descriptor_k,
+        snakemake.params.top,  # noqa: F821
     )
+    write_table(scores, snakemake.output.scores)  # noqa: F821
     write_text(markdown, snakemake.output.ranking)  # noqa: F821
     logging.info("%s: %d prompts, S3 pick %s, u = %.4f (benchmark max %.4f)%s", task,
                  prompts.height, ranking.pick_of(table, "S3"), u, cover.u_max,
                  "; FAR from the benchmark" if cover.far else "")
 
 
-run_logged(snakemake.log.ranking, main)  # noqa: F821
+run_logged(snakemake.log[0], main)  # noqa: F821

@@ -15,9 +15,9 @@ from llmrouter.logs import run_logged
 def main() -> None:
     scores = pl.concat([pl.from_arrow(read_table(p)) for p in snakemake.input])  # noqa: F821
     picked = evaluation.picks(scores)
-    table = evaluation.summary(scores, dict(snakemake.params.cost) or None)  # noqa: F821
+    table = evaluation.summary(scores, dict(snakemake.params.costs) or None)  # noqa: F821
     versus = evaluation.s3_versus_bma(picked)
-    title = f"Leave-one-task-out evaluation ({snakemake.params.mode} mode)"  # noqa: F821
+    title = evaluation.summary_title(snakemake.params.mode)  # noqa: F821
     write_table(picked, snakemake.output.picks)  # noqa: F821
     write_table(table, snakemake.output.summary)  # noqa: F821
     write_text(evaluation.summary_markdown(table, versus, title), snakemake.output.markdown)  # noqa: F821

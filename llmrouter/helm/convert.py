@@ -51,7 +51,7 @@ def run_model(run_spec: dict, source: str) -> tuple[str, str]:
         adapter = run_spec["adapter_spec"]
         return str(adapter["model"]), str(adapter.get("method", ""))
     except (KeyError, TypeError) as error:
-        raise InputError(f"{source}: no adapter_spec.{error} (not a HELM run_spec)") from None
+        raise reader.format_error(source, "the run spec", error) from None
 
 
 def read_run(folder: str | Path, files: list[str], run: str,
@@ -77,7 +77,14 @@ def read_run(folder: str | Path, files: list[str], run: str,
         trials = reader.read_per_instance_stats(load_json(path), metric, str(path))
         trials = trials.drop("split")
     rows = reader.instance_scores(instances, trials)
-    n_trials = int(rows["n_trials"].max() or 0) if rows.height else 0
+    if rows.height == 0:
+        # A model without rows would silently drop out of the whole pool (not in every
+        # dataset): a run that scores nothing is broken, not empty.
+        raise InputError(f"{folder}: no instance of run {run} has a score ({instances.height} "
+                         f"instances, {trials.height} scored trials with metric {metric}; "
+                         "their instance ids do not match); download the run again with "
+                         "--forcerun download_helm_run, or leave it out with helm.runs.exclude")
+    n_trials = int(rows["n_trials"].max() or 0)
     return RunScores(model=model, metric=metric, rows=rows, n_trials=n_trials)
 
 

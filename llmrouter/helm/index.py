@@ -137,6 +137,19 @@ def _check_models(models: list[str], present: set[str]) -> None:
                      f"helm.runs; available ({len(available)}): {shown}")
 
 
+def _patterns(patterns: list[str] | None, key: str) -> list[re.Pattern]:
+    """Compiled run-name patterns of config `key`; InputError naming a pattern that is not a
+    regular expression."""
+    compiled = []
+    for pattern in patterns or []:
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as error:
+            raise InputError(f"config {key}: {pattern!r} is not a regular expression "
+                             f"({error})") from None
+    return compiled
+
+
 def select_runs(index: dict[str, str], include: list[str] | None = None,
                 exclude: list[str] | None = None, models: str | list[str] = "all",
                 ) -> tuple[pl.DataFrame, dict[str, str]]:
@@ -150,8 +163,8 @@ def select_runs(index: dict[str, str], include: list[str] | None = None,
     Raises InputError naming `helm.models` for a model that no run matching include/exclude
     has.
     """
-    include_re = [re.compile(p) for p in include or []]
-    exclude_re = [re.compile(p) for p in exclude or []]
+    include_re = _patterns(include, "helm.runs.include")
+    exclude_re = _patterns(exclude, "helm.runs.exclude")
     wanted = None if models == "all" else {model_slug(m) for m in models}
     rows, left_out = [], {}
     matched = {}

@@ -35,6 +35,15 @@ def instance_text(instance: dict, multiple_choice: bool) -> str:
     return text
 
 
+def format_error(source: str, what: str, error: Exception) -> InputError:
+    """The InputError for a record of a HELM file that is not in HELM's format: a missing
+    key is named as such, any other fault (a null or a list where a record belongs) quoted."""
+    if isinstance(error, KeyError):
+        return InputError(f"{source}: {what} without {error} (not HELM's format)")
+    return InputError(f"{source}: {what} is not in HELM's format ({type(error).__name__}: "
+                      f"{error})")
+
+
 def read_instances(instances: list, source: str, multiple_choice: bool = False) -> pl.DataFrame:
     """Unperturbed instances: instance_id, split, text (one row per HELM instance id).
 
@@ -51,7 +60,7 @@ def read_instances(instances: list, source: str, multiple_choice: bool = False) 
             rows.append({"instance_id": str(instance["id"]), "split": instance.get("split"),
                          "text": instance_text(instance, multiple_choice)})
     except (KeyError, TypeError, AttributeError) as error:
-        raise InputError(f"{source}: instance without {error} (not HELM's format)") from None
+        raise format_error(source, "an instance", error) from None
     frame = pl.DataFrame(rows, schema={"instance_id": pl.String, "split": pl.String,
                                        "text": pl.String})
     return frame.unique(subset="instance_id", keep="first", maintain_order=True)
@@ -83,7 +92,7 @@ def read_display_predictions(predictions: list, metric: str, source: str) -> pl.
                              "train_trial_index": int(row.get("train_trial_index", 0)),
                              "value": float(value)})
     except (KeyError, TypeError, AttributeError, ValueError) as error:
-        raise InputError(f"{source}: prediction without {error} (not HELM's format)") from None
+        raise format_error(source, "a prediction", error) from None
     if not rows:
         raise InputError(f"{source}: no unperturbed prediction has metric {metric!r}")
     return pl.DataFrame(rows, schema={"instance_id": pl.String, "train_trial_index": pl.Int64,
@@ -107,12 +116,12 @@ def read_per_instance_stats(stats: list, metric: str, source: str) -> pl.DataFra
                 name = stat["name"]
                 if name["name"] != metric or name.get("perturbation") or not stat.get("count"):
                     continue
-                mean = stat.get("mean", stat["sum"] / stat["count"])
+                mean = stat["mean"] if "mean" in stat else stat["sum"] / stat["count"]
                 rows.append({"instance_id": str(row["instance_id"]),
                              "train_trial_index": int(row.get("train_trial_index", 0)),
                              "split": name.get("split"), "value": float(mean)})
     except (KeyError, TypeError, AttributeError, ValueError) as error:
-        raise InputError(f"{source}: stat without {error} (not HELM's format)") from None
+        raise format_error(source, "a stat", error) from None
     if not rows:
         raise InputError(f"{source}: no unperturbed per-instance stat {metric!r}")
     return pl.DataFrame(rows, schema={"instance_id": pl.String, "train_trial_index": pl.Int64,
