@@ -99,9 +99,10 @@ def read_dataset_rows(path: str | Path, dataset: str) -> pl.DataFrame:
     try:
         return scan_source_table(path).filter(pl.col("dataset") == dataset).collect()
     except pl.exceptions.PolarsError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else error
-        raise InputError(f"{path}: cannot read dataset {dataset!r} ({first_line}); "
-                         "is every score a number?") from error
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+        hint = "; is every score a number?" if "'score'" in first_line else ""
+        raise InputError(f"{path}: cannot read dataset {dataset!r} ({first_line}){hint}") \
+            from error
 
 
 def correctness_table(
