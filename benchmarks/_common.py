@@ -12,6 +12,7 @@ import os
 import resource
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,7 +37,7 @@ def peak_rss_mib() -> float:
 
 
 @contextmanager
-def timed(store: dict, name: str):
+def timed(store: dict, name: str) -> Iterator[None]:
     """Record the wall time of the block in store[name] (seconds)."""
     start = time.perf_counter()
     yield
@@ -44,6 +45,7 @@ def timed(store: dict, name: str):
 
 
 def require_data() -> Path:
+    """The helm_mmlu table, or exit saying that ../shared is missing."""
     if not HELM_MMLU.exists():
         raise SystemExit(f"{HELM_MMLU} is absent: the benchmarks need ../shared beside the repo")
     return HELM_MMLU

@@ -106,7 +106,8 @@ def thread_stability(n_texts: int, threads: int) -> dict:
 
 def top5_same(a: np.ndarray, b: np.ndarray, k: int = 5) -> float:
     """Share of rows whose k nearest other rows (cosine) are the same set under a and b."""
-    def nearest(v):
+    def nearest(v: np.ndarray) -> np.ndarray:
+        """(n, k) sorted indices of each row's k most similar other rows."""
         sim = v @ v.T
         np.fill_diagonal(sim, -np.inf)
         return np.sort(np.argpartition(-sim, k, axis=1)[:, :k], axis=1)

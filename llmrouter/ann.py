@@ -20,6 +20,7 @@ not probed. `recall` measures how often against the exact search (benchmarks/ben
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
@@ -27,7 +28,8 @@ from llmrouter import knn
 from llmrouter.knn import Neighbours
 
 
-def _faiss():
+def _faiss() -> ModuleType:
+    """The faiss module (k-means of the cells), quiet about the CPU builds it skips."""
     import logging
 
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # one line per missing CPU build
@@ -95,6 +97,7 @@ class CellIndex:
 
     @property
     def n_cells(self) -> int:
+        """Number of cells of the index."""
         return len(self.starts)
 
 

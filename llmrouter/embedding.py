@@ -25,12 +25,15 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import numpy as np
 import polars as pl
 
 from llmrouter.artifacts import InputError, column_matrix, matrix_column, read_table, write_table
+
+if TYPE_CHECKING:  # imported lazily at run time: torch takes seconds to load
+    from sentence_transformers import SentenceTransformer
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +132,7 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-def load_model(settings: EmbeddingSettings, threads: int = 1):
+def load_model(settings: EmbeddingSettings, threads: int = 1) -> SentenceTransformer:
     """Load a SentenceTransformer on the CPU with the requested precision and threads."""
     import torch
     from sentence_transformers import SentenceTransformer
@@ -187,14 +190,15 @@ def padded_length(n_tokens: int, max_seq_length: int, pad_to: int = PAD_TO) -> i
     return min(-(-n_tokens // pad_to) * pad_to, max_seq_length)
 
 
-def padded_lengths(model, texts: list[str]) -> list[int]:
+def padded_lengths(model: SentenceTransformer, texts: list[str]) -> list[int]:
     """`padded_length` of each text's tokens as the model sees them (special tokens included,
     truncated to the model's max_seq_length)."""
     ids = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]
     return [padded_length(len(i), model.max_seq_length) for i in ids]
 
 
-def encode_batch(model, texts: list[str], batch_size: int, length: int) -> np.ndarray:
+def encode_batch(model: SentenceTransformer, texts: list[str], batch_size: int,
+                 length: int) -> np.ndarray:
     """Unit-norm float32 vectors of one batch: its texts padded to `length` tokens, run as
     exactly `batch_size` rows. Normalised in float32 (in bfloat16 norms are off by ~1e-3)."""
     import torch
@@ -208,7 +212,7 @@ def encode_batch(model, texts: list[str], batch_size: int, length: int) -> np.nd
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12)
 
 
-def embed_batches(model, texts: list[str], hashes: list[str],
+def embed_batches(model: SentenceTransformer, texts: list[str], hashes: list[str],
                   batch_size: int) -> Iterator[tuple[list[int], np.ndarray]]:
     """(indices, unit-norm float32 vectors) of each padded length batch of `texts`.
 

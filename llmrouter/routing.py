@@ -275,6 +275,7 @@ ALL_METHODS = [*METHODS, "per_instance"]
 
 
 def _or_nulls(values: np.ndarray | None, n: int) -> list | np.ndarray:
+    """`values`, or n nulls for a column that an unlabelled task cannot fill."""
     return [None] * n if values is None else values
 
 
