@@ -21,6 +21,7 @@ def synthetic():
 
 def test_number_and_draw_of_labelled_points():
     assert alpha.n_labelled(100, 0.04) == 4
+    assert alpha.n_labelled(140, 0.04) == 5  # 5.6 points: whole points only, rounded down
     assert alpha.n_labelled(1534, 0.1) == 50  # capped
     assert alpha.n_labelled(100, 0.0) == 0
     labelled, rest = alpha.labelled_split(30, 0.1, seed=0, task="anatomy")

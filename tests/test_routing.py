@@ -43,7 +43,7 @@ def synthetic():
     return pool, vectors, neighbours
 
 
-def brute_pairs(pool, vectors, heldout):
+def brute_pairs(pool, vectors, heldout, params=PARAMS):
     """acc(d, m) and u(d) with a full distance matrix, pool = all but d and heldout."""
     us, accs = [], []
     for i, name in enumerate(pool.datasets):
@@ -55,17 +55,20 @@ def brute_pairs(pool, vectors, heldout):
         dist = 1 - vectors[pool.dataset_of == i] @ vectors.T
         dist[:, ~allowed] = np.inf
         order = np.argsort(dist, axis=1)
-        g = pool.correct[order[:, : PARAMS.k]].mean(axis=1)
-        us.append(np.maximum(np.sort(dist, axis=1)[:, : PARAMS.descriptor_k], 1e-7).mean())
-        accs.append(((g > 0.5) == pool.correct[pool.dataset_of == i]).mean(axis=0))
+        g = pool.correct[order[:, : params.k]].mean(axis=1)
+        us.append(np.maximum(np.sort(dist, axis=1)[:, : params.descriptor_k], 1e-7).mean())
+        accs.append(((g > params.threshold) == pool.correct[pool.dataset_of == i]).mean(axis=0))
     return np.array(us), np.array(accs)
 
 
+@pytest.mark.parametrize("threshold", [0.5, 0.3, 2 / 3])
 @pytest.mark.parametrize("heldout", [None, "d0", "d3"])
-def test_smoother_pairs_match_brute_force(synthetic, heldout):
+def test_smoother_pairs_match_brute_force(synthetic, heldout, threshold):
+    # 2/3 = two of the 3 neighbours: g equal to the threshold is not "predicted correct"
     pool, vectors, neighbours = synthetic
-    pairs = smoother_pairs(pool, neighbours, PARAMS, heldout)
-    u, acc = brute_pairs(pool, vectors, heldout)
+    params = RoutingParams(k=3, descriptor_k=4, bandwidth=0.2, threshold=threshold)
+    pairs = smoother_pairs(pool, neighbours, params, heldout)
+    u, acc = brute_pairs(pool, vectors, heldout, params)
     assert heldout not in pairs.datasets and len(pairs.datasets) == len(u)
     np.testing.assert_allclose(pairs.u, u, rtol=1e-5)
     np.testing.assert_allclose(pairs.acc, acc)
@@ -213,3 +216,46 @@ def test_s3_true_p_draws_do_not_depend_on_the_estimated_p(synthetic, monkeypatch
         outcomes.append((seen[0][1], seen[1][0]))
     assert [drew for drew, _ in outcomes] == [False, True]  # S3's check draws only once
     assert outcomes[0][1] == outcomes[1][1]
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.3, 2 / 3])
+def test_score_task_columns_by_hand(synthetic, threshold):
+    pool, _, neighbours = synthetic
+    task = "d1"
+    params = RoutingParams(k=3, descriptor_k=4, bandwidth=0.2, threshold=threshold,
+                           fallback_share=0.0)
+    g, u = task_predictions(neighbours[task], pool, params)
+    pairs = smoother_pairs(pool, neighbours, params, task)
+    bma_scores, tiebreak = task_baselines(pool, task, "strict")
+    correct = pool.correct[pool.rows(task)]
+    p = np.array([0.9, 0.2, 0.6, 0.75])
+    frame = score_task(task, g, u, pairs, bma_scores, tiebreak, pool.models, params, correct, p)
+    predicted = g > threshold  # strictly above
+    s2 = predicted.mean(axis=0)
+    p_true = (predicted == correct.astype(bool)).mean(axis=0)
+    np.testing.assert_allclose(frame["s2"], s2)
+    np.testing.assert_array_equal(frame["n_pos"], predicted.sum(axis=0))
+    np.testing.assert_allclose(frame["p_true"], p_true)
+    np.testing.assert_allclose(frame["s3"], p * s2 + (1 - p) * (1 - s2))
+    np.testing.assert_allclose(frame["bma_score"], bma_scores)
+    # without the fallback each S3 pick is the argmax of its own S3 (ties as in scores.pick)
+    for column, s3 in (("pick_s3", p * s2 + (1 - p) * (1 - s2)),
+                       ("pick_s3_true_p", p_true * s2 + (1 - p_true) * (1 - s2))):
+        assert frame[column].to_list() == (
+            np.arange(4) == scores.pick(s3, tiebreak, pool.models)).tolist(), column
+
+
+def test_baselines_of_a_new_task_use_the_whole_pool(synthetic):
+    pool, _, _ = synthetic
+    bma_scores, tiebreak = task_baselines(pool, "new", "strict")
+    np.testing.assert_allclose(bma_scores, pool.task_accuracy().mean(axis=0))
+    np.testing.assert_allclose(tiebreak, pool.correct.mean(axis=0))
+
+
+def test_pairs_from_frame_follows_the_models_order_not_the_frames(synthetic):
+    pool, _, neighbours = synthetic
+    pairs = smoother_pairs(pool, neighbours, PARAMS)
+    frame = pairs_frame(pairs, pool.models, None).sample(fraction=1.0, shuffle=True, seed=3)
+    back = pairs_from_frame(frame, pool.models[::-1], None)
+    np.testing.assert_allclose(back.acc, pairs.acc[:, ::-1])
+    np.testing.assert_allclose(back.s1, pairs.s1[:, ::-1])

@@ -65,3 +65,28 @@ def test_beats_baseline_share_is_seeded():
     a = scores.beats_baseline_share(*args, np.random.default_rng(1))
     b = scores.beats_baseline_share(*args, np.random.default_rng(1))
     assert a == b and a > 0.99
+
+
+def test_fallback_draws_by_hand():
+    # p = 1: a model's simulated correct count is its n_pos; p = 0: its n_neg.
+    rng = np.random.default_rng(0)
+    predicted = np.zeros((10, 2), dtype=bool)
+    predicted[:3, 0] = True  # candidate: n_pos 3, n_neg 7
+    predicted[:2, 1] = True  # baseline: n_pos 2, n_neg 8
+    share = scores.beats_baseline_share
+    n_pos, n_neg = predicted.sum(axis=0), 10 - predicted.sum(axis=0)
+    assert share(n_pos, n_neg, np.array([1.0, 0.0]), 0, 1, rng, 50) == 0.0  # 3 against 8
+    assert share(n_pos, n_neg, np.array([1.0, 1.0]), 0, 1, rng, 50) == 1.0  # 3 against 2
+    assert share(n_pos, n_neg, np.array([0.0, 0.0]), 0, 1, rng, 50) == 0.0  # 7 against 8
+    # equal counts do not beat the baseline: 2 against 2
+    predicted[2, 0] = False
+    n_pos, n_neg = predicted.sum(axis=0), 10 - predicted.sum(axis=0)
+    assert share(n_pos, n_neg, np.array([1.0, 1.0]), 0, 1, rng, 50) == 0.0
+    # pick_s3 keeps its pick when the share reaches min_share exactly (here 1.0)
+    predicted[2, 0] = True
+    names, tiebreak = ["cand", "base"], np.array([0.0, 1.0])
+    s3 = np.array([0.9, 0.1])
+    assert scores.pick_s3(s3, predicted, np.array([1.0, 1.0]), 1, tiebreak, names, rng,
+                          min_share=1.0, draws=50) == 0
+    assert scores.pick_s3(s3, predicted, np.array([1.0, 0.0]), 1, tiebreak, names, rng,
+                          min_share=0.5, draws=50) == 1

@@ -125,3 +125,31 @@ def test_default_variants_add_agreement_with_alpha():
         assert variant.descriptor == "agreement" and variant.mode == "strict"
         assert variant.alpha == float(a)
     assert pl.Series(names).is_unique().all()
+
+
+def test_draw_stats_by_hand():
+    # Each draw: S1, S2 and p_true on the unlabelled rest, the raw shift on the labelled
+    # points, one labelled split per seed (alpha.labelled_split).
+    from llmrouter import alpha as alpha_mod
+
+    rng = np.random.default_rng(4)
+    g = rng.integers(0, 4, size=(60, 3)) / 3.0
+    correct = (rng.random((60, 3)) < 0.6).astype(np.uint8)
+    stats = shift.draw_stats(g, correct, 0.1, "anatomy", threshold=0.4, seeds=(0, 1))
+    splits = [alpha_mod.labelled_split(60, 0.1, seed, "anatomy") for seed in (0, 1)]
+    assert not np.array_equal(splits[0][0], splits[1][0])  # the seeds draw different points
+    for row, (labelled, rest) in enumerate(splits):
+        np.testing.assert_allclose(stats.s1[row], g[rest].mean(axis=0))
+        np.testing.assert_allclose(stats.s2[row], (g[rest] > 0.4).mean(axis=0))
+        np.testing.assert_allclose(stats.p_true[row],
+                                   ((g[rest] > 0.4) == correct[rest]).mean(axis=0))
+        np.testing.assert_allclose(stats.raw[row],
+                                   (correct[labelled] - g[labelled]).mean(axis=0))
+        assert stats.n_labelled[row] == len(labelled) == 6
+
+
+def test_shrink_shift_pools_models_within_each_draw():
+    # lam 0 replaces each draw's shifts by that draw's own mean over models
+    raw = np.array([[0.1, 0.3], [-0.2, 0.0]])
+    np.testing.assert_allclose(shift.shrink_shift(raw, np.array([10, 10]), 0.0, 0.0),
+                               [[0.2, 0.2], [-0.1, -0.1]])

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import REPO
 from llmrouter import bandwidth, scores, smoother
-from llmrouter.routing import Pairs, pairs_frame, pairs_from_frame, smoother_p
+from llmrouter.routing import Pairs, RoutingParams, pairs_frame, pairs_from_frame, smoother_p
 
 
 def test_smooth_by_distance_is_kernel_weighted_mean():
@@ -59,6 +59,24 @@ def test_loo_predictions_leave_the_pair_out():
     expected = (w / w.sum()) @ np.array([0.4, 0.9])
     assert bandwidth.loo_predictions(bandwidth.pair_distances_knn(u), acc, 0.5)[0, 0] == \
         pytest.approx(expected)
+
+
+def test_loo_predictions_stay_finite_for_an_isolated_pair():
+    # With the grid's smallest bandwidth every weight of the far pair's row underflows unless
+    # each row is scaled by its own largest weight: it must still get its nearest pair's acc.
+    u = np.array([0.0, 0.01, 0.9])
+    acc = np.array([[0.3], [0.2], [0.7]])
+    pred = bandwidth.loo_predictions(bandwidth.pair_distances_knn(u), acc, 0.002)
+    assert np.isfinite(pred).all()
+    np.testing.assert_allclose(pred[:, 0], [0.2, 0.3, 0.2], atol=1e-9)
+
+
+def test_ot_pair_distances_are_symmetrised():
+    pairs = Pairs(["a", "b", "c"], np.zeros(3), np.zeros((3, 1)))
+    ot_matrix = {"a": {"a": 0.0, "b": 0.2, "c": 0.5}, "b": {"a": 0.4, "b": 0.0, "c": 0.1},
+                 "c": {"a": 0.3, "b": 0.3, "c": 0.0}}
+    dist = bandwidth.pair_distances(pairs, "ot", ot_matrix)
+    np.testing.assert_allclose(dist, [[0.0, 0.3, 0.4], [0.3, 0.0, 0.2], [0.4, 0.2, 0.0]])
 
 
 def _synthetic(scale: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -286,3 +304,39 @@ def test_agreement_descriptor_in_the_workflow(tmp_path):
     fitted = pl.read_parquet(results / "smoother" / "bandwidth.parquet")
     assert fitted["bandwidth"].is_nan().all()
     assert fitted["loo_error"].is_between(0, 1).all() and fitted.height == 4
+
+
+@pytest.mark.parametrize("mode", ["strict", "reference"])
+def test_calibration_pairs_never_hold_the_scored_task(mode):
+    # The calibration descriptor smooths over the pairs its mode allows (strict: those
+    # recomputed with the task out of every pool; reference: the single pass), never the
+    # task's own pair: changing any other row must leave p as it is.
+    from llmrouter import ablation
+
+    models, names = ["m1", "m2"], ["a", "b", "c", "d"]
+    rng = np.random.default_rng(8)
+    frames = []
+    for heldout in [None, *names]:
+        kept = [d for d in names if d != heldout]
+        frames.append(pl.DataFrame({
+            "heldout": pl.Series([heldout] * (2 * len(kept)), dtype=pl.String),
+            "dataset": np.repeat(kept, 2), "model": np.tile(models, len(kept)),
+            "u": rng.uniform(0.2, 0.4, 2 * len(kept)), "acc": rng.uniform(0.4, 0.9, 2 * len(kept)),
+            "s1": rng.uniform(0.4, 0.9, 2 * len(kept)), "s2": rng.uniform(0.4, 0.9, 2 * len(kept)),
+        }))
+    table = pl.concat(frames)
+    g = rng.uniform(0, 1, (20, 2)).astype(np.float32)
+    variant = ablation.Variant("v", mode=mode, descriptor="calibration", bandwidth=0.1)
+
+    def p_of(pairs: pl.DataFrame) -> np.ndarray:
+        inputs = ablation.Inputs(pool=None, neighbours={}, pairs=pairs)
+        return ablation._calibration(inputs, "c", variant, g, RoutingParams(), (0.1,))[0]
+
+    used = (pl.col("heldout") == "c") if mode == "strict" else pl.col("heldout").is_null()
+    used = used & (pl.col("dataset") != "c")
+    scrambled = table.with_columns(pl.when(used).then(pl.col("acc"))
+                                   .otherwise(1.0 - pl.col("acc")).alias("acc"))
+    np.testing.assert_array_equal(p_of(scrambled), p_of(table))
+    moved = table.with_columns(pl.when(used).then(1.0 - pl.col("acc"))
+                               .otherwise(pl.col("acc")).alias("acc"))
+    assert not np.allclose(p_of(moved), p_of(table))
