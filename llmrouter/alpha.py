@@ -8,7 +8,6 @@ points to the labelled ones are computed here and merged into the lists.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from llmrouter import knn

@@ -17,9 +17,9 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
 def _output_to(handle: TextIO) -> Iterator[None]:
     """Send sys.stderr and the root logger (at INFO) to `handle`; put back what was there.
 
-    Restoring matters because a process may run several logged steps (the tests run scripts
-    one after another in one interpreter): the next step must not find stderr or a logging
-    handler bound to the previous step's closed log file.
+    Restoring matters because a process may run several logged steps one after another
+    (tests/test_logs.py does): the next step must not find stderr or a logging handler bound
+    to the previous step's closed log file.
     """
     root = logging.getLogger()
     saved_stderr, saved_handlers, saved_level = sys.stderr, root.handlers[:], root.level

@@ -214,7 +214,7 @@ def score_task(
     s1 = scores.s1(g)
     s2 = scores.s2(g, params.threshold)
     if p is None:
-        if params.descriptor != "knn" or params.bandwidth == "auto":
+        if not computes_own_p(params):
             raise ValueError(f"descriptor {params.descriptor!r} with bandwidth "
                              f"{params.bandwidth!r}: pass p (see task_scores)")
         p = smoother.smooth(u, pairs.u, pairs.acc, params.bandwidth)
@@ -323,6 +323,12 @@ def task_pairs(pairs_table: pl.DataFrame, models: list[str], task: str | None,
     return pairs_from_frame(pairs_table, models, None)
 
 
+def computes_own_p(params: RoutingParams) -> bool:
+    """True when `score_task` computes p itself: the paper's knn smoother at a fixed
+    bandwidth. Any other descriptor, or bandwidth auto, needs p from the caller."""
+    return params.descriptor == "knn" and params.bandwidth != "auto"
+
+
 def task_baselines(pool: Pool, task: str, mode: str, accuracy: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """(bma_scores, tiebreak) (n_models,) for scoring `task`.
@@ -379,7 +385,7 @@ def task_scores(
         # No smoother: p from the task's own S1 and S2.
         p = smoother_p(u, pairs, params.descriptor, float("nan"), g=g,
                        threshold=params.threshold)
-    elif params.descriptor != "knn" or params.bandwidth == "auto":
+    elif not computes_own_p(params):
         if fitted is None:
             raise ValueError(f"descriptor {params.descriptor!r} with bandwidth "
                              f"{params.bandwidth!r} needs the fitted bandwidth table")

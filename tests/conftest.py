@@ -79,6 +79,19 @@ def small_table(tmp_path: Path) -> Path:
     return path
 
 
+def sized_pool(sizes: list[int]):
+    """A Pool of datasets d0, d1, ... with `sizes` rows (ids x0, x1, ...) and one model "m"
+    never correct: for what depends on the pool's layout only."""
+    import numpy as np
+
+    from llmrouter.pool import Pool
+
+    codes = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+    return Pool([f"d{i}" for i in range(len(sizes))], codes,
+                np.array([f"x{i}" for i in range(len(codes))]), ["m"],
+                np.zeros((len(codes), 1), dtype=np.uint8))
+
+
 def clustered_pool(seed: int, sizes: list[int], k: int):
     """A synthetic pool of len(sizes) datasets (clusters in 6 dimensions) x 3 models with
     accuracies 0.4 / 0.6 / 0.8, and every dataset's neighbour lists (k per dataset, own

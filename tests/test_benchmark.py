@@ -4,10 +4,11 @@ import numpy as np
 import polars as pl
 import pytest
 
+from conftest import sized_pool
 from llmrouter.artifacts import InputError
 from llmrouter.benchmark import (correctness_table, list_datasets, read_dataset_rows,
                                  scan_source_table)
-from llmrouter.pool import Pool, build_pool, check_neighbour_supply, select_models
+from llmrouter.pool import build_pool, check_neighbour_supply, select_models
 
 
 def rows(*items):
@@ -94,12 +95,7 @@ def test_source_values_and_dataset_names_are_checked(tmp_path):
 
 
 def test_neighbour_supply_names_the_task_and_the_config_keys():
-    def pool(sizes):
-        codes = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
-        return Pool([f"d{i}" for i in range(len(sizes))], codes,
-                    np.arange(len(codes)).astype(str), ["m"],
-                    np.zeros((len(codes), 1), dtype=np.uint8))
-
+    pool = sized_pool
     check_neighbour_supply(pool([30, 30, 30]), "d0", 19, strict=True)
     check_neighbour_supply(pool([30]), "new task", 19, strict=True)  # uses every dataset
     with pytest.raises(InputError, match="task 'd0'.*knn.k and smoother.descriptor_k.*offer 0"):

@@ -72,14 +72,11 @@ def test_unknown_method_and_empty_cloud_raise():
 
 
 def test_task_clouds_and_row_frame():
-    from llmrouter.pool import Pool
+    from conftest import sized_pool
 
     vectors = knn.normalize(np.vstack([cloud(1, 30), cloud(2, 8, shift=1.0)]))
-    codes = np.repeat(np.array([0, 1], dtype=np.int32), [30, 8])
-    pool = Pool(["a", "b"], codes, np.arange(38).astype(str), ["m"],
-                np.zeros((38, 1), dtype=np.uint8))
-    clouds = distances.task_clouds(pool, vectors, 10, seed=0)
-    assert clouds["a"].shape == (10, vectors.shape[1]) and clouds["b"].shape == (8, 8)
-    np.testing.assert_array_equal(clouds["a"], distances.subsample(vectors[:30], 10, 0, "a"))
+    clouds = distances.task_clouds(sized_pool([30, 8]), vectors, 10, seed=0)
+    assert clouds["d0"].shape == (10, vectors.shape[1]) and clouds["d1"].shape == (8, 8)
+    np.testing.assert_array_equal(clouds["d0"], distances.subsample(vectors[:30], 10, 0, "d0"))
     frame = distances.row_frame("a", {"a": 0.0, "b": 0.4}, 0.25)
     assert frame.rows() == [("a", "a", 0.0, 0.25), ("a", "b", 0.4, 0.25)]

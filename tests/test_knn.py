@@ -260,14 +260,12 @@ def test_shared_strict_pairs_equal_one_pass_per_heldout(descriptor_k):
 
 
 def test_task_neighbours_of_a_benchmark_task_and_of_a_new_one():
+    from conftest import sized_pool
     from llmrouter import ann
-    from llmrouter.pool import Pool
     from llmrouter.task_search import task_neighbours
 
     codes, vectors = _clustered_pool()
-    names = [f"d{i}" for i in range(8)]
-    pool = Pool(names, codes, np.array([f"x{i}" for i in range(len(codes))]), ["m"],
-                np.zeros((len(codes), 1), dtype=np.uint8))
+    pool = sized_pool(np.bincount(codes).tolist())
     ids, nb = task_neighbours("d2", pool, vectors, 3)
     exact = knn.search(vectors[codes == 2], vectors, codes, 3, exclude_dataset=2)
     assert ids.tolist() == pool.instance_ids[codes == 2].tolist()
