@@ -170,9 +170,27 @@ def cap_candidates(rows: np.ndarray, cols: np.ndarray, dist: np.ndarray,
     return out_cols, out_dist
 
 
+def _k_smallest_lowest_first(dist: np.ndarray, k: int) -> np.ndarray:
+    """(n_q, k) column positions of each row's k smallest distances, ties at the k-th place
+    to the lower columns, in ascending column order.
+
+    A partial selection finds the k-th value; every entry below it is taken, and the lowest
+    columns equal to it fill the rest. This is exact on ties like a stable sort, but linear
+    in the row length (a stable sort of every dataset was about 2x slower on helm_mmlu).
+    """
+    if k == 0:
+        return np.zeros((len(dist), 0), dtype=np.int64)
+    kth = np.partition(dist, k - 1, axis=1)[:, k - 1 : k]
+    below = dist < kth
+    at_kth = dist == kth
+    room = k - below.sum(axis=1, keepdims=True)
+    chosen = below | (at_kth & (np.cumsum(at_kth, axis=1) <= room))
+    return np.nonzero(chosen)[1].reshape(len(dist), k)
+
+
 def _per_dataset_lists(sim: np.ndarray, starts: np.ndarray, ends: np.ndarray, k: int,
                        width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Same result as `_capped_lists`, ties included, by sorting inside every dataset
+    """Same result as `_capped_lists`, ties included, by selecting inside every dataset
     (slower; used when the bound admits too many rows, i.e. on data with many ties)."""
     dist = np.subtract(np.float32(1.0), sim.T)
     n_q = len(dist)
@@ -180,8 +198,7 @@ def _per_dataset_lists(sim: np.ndarray, starts: np.ndarray, ends: np.ndarray, k:
     cand_dist = np.full((n_q, len(starts) * k), np.inf, dtype=np.float32)
     for j, (start, end) in enumerate(zip(starts.tolist(), ends.tolist())):
         part = dist[:, start:end]
-        # A stable sort, not a partial selection: ties at the k-th place go to the lower row.
-        top = np.argsort(part, axis=1, kind="stable")[:, : min(k, end - start)]
+        top = _k_smallest_lowest_first(part, min(k, end - start))
         cand_cols[:, j * k : j * k + top.shape[1]] = top + start
         cand_dist[:, j * k : j * k + top.shape[1]] = np.take_along_axis(part, top, 1)
     best = _nearest_then_lowest(cand_cols, cand_dist, width)
@@ -215,6 +232,10 @@ def search(
     pool = np.ascontiguousarray(pool, dtype=np.float32)
     if not np.all(np.diff(pool_dataset) >= 0):
         raise ValueError("pool rows must be grouped by dataset in ascending code order")
+    for name, vectors in (("query", queries), ("pool", pool)):
+        if not np.isfinite(vectors).all():
+            bad = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
+            raise ValueError(f"{name} vector {bad} holds NaN or inf: the embeddings are broken")
     codes = np.unique(pool_dataset)
     starts = np.searchsorted(pool_dataset, codes, side="left")
     ends = np.searchsorted(pool_dataset, codes, side="right")

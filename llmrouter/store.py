@@ -64,7 +64,13 @@ def read_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(instance_ids, (n, dim) float32) of one embeddings file."""
     table = read_table(path, ["instance_id", "vector"])
     ids = table.column("instance_id").to_numpy(zero_copy_only=False).astype(str)
-    return ids, column_matrix(table, "vector").astype(np.float32)
+    vectors = column_matrix(table, "vector").astype(np.float32)
+    broken = ~np.isfinite(vectors).all(axis=1)
+    if broken.any():
+        raise InputError(f"{path}: {int(broken.sum())} vector(s) hold NaN or inf, e.g. "
+                         f"instance {str(ids[broken][0])!r}: the file is corrupt; "
+                         "delete it to rebuild it")
+    return ids, vectors
 
 
 def pool_embeddings(pool: Pool, paths: dict[str, str | Path]) -> np.ndarray:

@@ -163,6 +163,26 @@ def test_per_dataset_fallback_picks_the_same_rows_on_ties():
     np.testing.assert_array_equal(pruned[1], plain[1])
 
 
+@pytest.mark.parametrize("k", [1, 3, 7, 12])
+def test_k_smallest_matches_a_stable_sort_on_ties(k):
+    # values from 4 levels only: the k-th place is nearly always shared by several columns
+    dist = np.random.default_rng(k).integers(0, 4, size=(40, 12)).astype(np.float32)
+    got = knn._k_smallest_lowest_first(dist, k)
+    want = np.sort(np.argsort(dist, axis=1, kind="stable")[:, :k], axis=1)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_broken_embeddings_are_a_clear_error():
+    pool = knn.normalize(np.random.default_rng(0).normal(size=(20, 4)))
+    codes = np.repeat(np.arange(2, dtype=np.int32), 10)
+    bad = pool.copy()
+    bad[7, 2] = np.nan
+    with pytest.raises(ValueError, match="pool vector 7 holds NaN"):
+        knn.search(pool[:3], bad, codes, 2)
+    with pytest.raises(ValueError, match="query vector 7 holds NaN"):
+        knn.search(bad, pool, codes, 2)
+
+
 def _clustered_pool(seed: int = 3):
     rng = np.random.default_rng(seed)
     codes = np.repeat(np.arange(8, dtype=np.int32), rng.integers(30, 90, 8))

@@ -50,6 +50,14 @@ def test_embeddings_round_trip(tmp_path):
     assert back.tolist() == vectors.tolist()
 
 
+def test_embeddings_with_nan_are_a_clear_error(tmp_path):
+    path = tmp_path / "emb.parquet"
+    store.write_embeddings(["x", "y", "z"], np.array([[1.0, 0], [np.nan, 1], [0, np.inf]]), path)
+    with pytest.raises(InputError, match=r"emb.parquet: 2 vector\(s\) hold NaN or inf, e.g. "
+                                         r"instance 'y'"):
+        store.read_embeddings(path)
+
+
 def test_pool_embeddings_follow_pool_order(tmp_path):
     # File a lists a2 before a1 and an extra id; the result is in pool order a1, a2, b1.
     pool = tiny_pool()
