@@ -233,9 +233,10 @@ def search(
     if not np.all(np.diff(pool_dataset) >= 0):
         raise ValueError("pool rows must be grouped by dataset in ascending code order")
     for name, vectors in (("query", queries), ("pool", pool)):
-        if not np.isfinite(vectors).all():
-            bad = int(np.flatnonzero(~np.isfinite(vectors).all(axis=1))[0])
-            raise ValueError(f"{name} vector {bad} holds NaN or inf: the embeddings are broken")
+        finite = np.isfinite(vectors).all(axis=1)
+        if not finite.all():
+            raise ValueError(f"{name} vector {int(np.argmin(finite))} holds NaN or inf: the "
+                             "embeddings are broken")
     codes = np.unique(pool_dataset)
     starts = np.searchsorted(pool_dataset, codes, side="left")
     ends = np.searchsorted(pool_dataset, codes, side="right")
