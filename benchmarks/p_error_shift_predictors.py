@@ -16,15 +16,23 @@ mean |p - p_true| of p = S2 a_hat + (1 - S2)(1 - a_hat) and the correlation of i
   on t itself: an optimistic figure, and it still does not help);
 and, as a bound that does use t's labels, S1 plus t's own true mean shift.
 
-A second table estimates p directly rather than through a_hat:
+A second table estimates p directly rather than through a_hat. Each row gives the mean
+|p - p_true|, the correlation over (task, model) of its errors p - p_true with agreement's, and
+(but for the mixtures) their mean, the bias:
 
 - a median (least absolute error, the metric's own loss) regression of p_true on the task's
   unlabelled features (agreement p, S1, S2, 2 S2 - 1, u(t), mean and spread of S1 over models),
   fitted strictly on the other tasks;
+- estimators of a classifier's accuracy under shift from its confidence on unlabelled inputs,
+  calibrated per model on the other tasks' inputs: histogram binning (the other tasks' share of
+  right thresholded predictions at each value of g, weighted by the task's share of inputs at
+  that value), ATC (Garg et al., ICLR 2022: the confidence max(g, 1 - g) threshold above which
+  the other tasks' share of inputs equals their accuracy, ties split; p is the task's share
+  above it) and DoC (Guillory et al., ICCV 2021: the other tasks' accuracy plus the task's mean
+  confidence minus theirs);
 - with the ablation's scores (results/report/ablation_scores.parquet), mixtures
   w p_agreement + (1 - w) p_other of the workflow's own p estimates, w the best of a grid chosen
-  on the scored tasks themselves (optimistic: an upper bound on what such a mixture does),
-  with the correlation of the two estimates' errors.
+  on the scored tasks themselves (optimistic: an upper bound on what such a mixture does).
 
     .venv/bin/python benchmarks/p_error_shift_predictors.py [--results benchmarks/out/noop/results]
 """
@@ -130,7 +138,8 @@ class Others:
     """The training side of one held-out task, strictly: every other task d with g from a pool
     without d and without the held-out task. residual: (n_rows,) mean_m (correct - g) of d's
     rows; rows: (n_rows,) their pool rows; s1, s2, p_true: (n_others, n_models); u:
-    (n_others,)."""
+    (n_others,); level_rows, level_right: (k + 1, n_models) how many of the other tasks' inputs
+    have g = level / k and how many of those the thresholded predictor gets right."""
 
     residual: np.ndarray
     rows: np.ndarray
@@ -138,11 +147,29 @@ class Others:
     s2: np.ndarray
     p_true: np.ndarray
     u: np.ndarray
+    level_rows: np.ndarray
+    level_right: np.ndarray
+
+
+def g_levels(g: np.ndarray) -> np.ndarray:
+    """g * k as integers: g is a mean over k neighbours' 0/1 correctness."""
+    scaled = g * PARAMS.k
+    levels = np.rint(scaled).astype(np.int64)
+    if not np.allclose(scaled, levels):
+        raise SystemExit(f"g is not a multiple of 1/{PARAMS.k}: the level estimators need it")
+    return levels
+
+
+def level_counts(levels: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """(k + 1, n_models) per level, how many inputs (of `weights`' ones) sit at it."""
+    w = np.ones(levels.shape) if weights is None else weights
+    return np.stack([((levels == lv) * w).sum(axis=0) for lv in range(PARAMS.k + 1)])
 
 
 def others_without(run: Run, code: int) -> Others:
     """`Others` of held-out task `code`."""
     residual, rows, s1, s2, p_true, u = [], [], [], [], [], []
+    level_rows = level_right = np.zeros((PARAMS.k + 1, len(run.pool.models)))
     for other, task in enumerate(run.pool.datasets):
         if other == code:
             continue
@@ -155,8 +182,36 @@ def others_without(run: Run, code: int) -> Others:
         s2.append(scores.s2(g, PARAMS.threshold))
         p_true.append(scores.predictor_accuracy(g, correct, PARAMS.threshold))
         u.append(task_u)
+        levels = g_levels(g)
+        level_rows = level_rows + level_counts(levels)
+        level_right = level_right + level_counts(
+            levels, (g > PARAMS.threshold) == correct.astype(bool))
     return Others(np.concatenate(residual), np.concatenate(rows), np.array(s1), np.array(s2),
-                  np.array(p_true), np.array(u))
+                  np.array(p_true), np.array(u), level_rows, level_right)
+
+
+def confidence_estimates(task_share: np.ndarray, others: Others) -> dict[str, np.ndarray]:
+    """(n_models,) p of histogram binning, ATC and DoC (module docstring) for a task whose
+    inputs are spread over g's levels as task_share (k + 1, n_models), calibrated on `others`."""
+    levels = np.arange(PARAMS.k + 1) / PARAMS.k
+    confidence = np.maximum(levels, 1 - levels)[:, None]
+    other_share = others.level_rows / others.level_rows.sum(axis=0)
+    other_acc = others.level_right.sum(axis=0) / others.level_rows.sum(axis=0)
+    binned = np.divide(others.level_right, others.level_rows,
+                       out=np.full(others.level_rows.shape, 0.5), where=others.level_rows > 0)
+    # ATC: the other tasks' accuracy is filled from the most confident inputs down; g has only
+    # k + 1 values, so the threshold falls inside a confidence value, whose inputs (both its
+    # levels, g and 1 - g) then count in the same part.
+    values, group = np.unique(-confidence[:, 0], return_inverse=True)
+    per_value = np.zeros((len(values), other_share.shape[1]))
+    np.add.at(per_value, group, other_share)
+    above = np.cumsum(per_value, axis=0) - per_value
+    taken = np.clip(other_acc - above, 0.0, per_value)
+    weight = np.divide(taken, per_value, out=np.zeros_like(taken), where=per_value > 0)[group]
+    return {"histogram binning (per model and level of g)": (task_share * binned).sum(axis=0),
+            "ATC, average thresholded confidence": (task_share * weight).sum(axis=0),
+            "DoC, difference of confidences": np.clip(
+                other_acc + ((task_share - other_share) * confidence).sum(axis=0), 0.0, 1.0)}
 
 
 def task_level(s1: np.ndarray, s2: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -172,18 +227,23 @@ def p_features(s1: np.ndarray, s2: np.ndarray, u: np.ndarray) -> np.ndarray:
         s1.mean(axis=1, keepdims=True) * every, s1.std(axis=1, keepdims=True) * every)])
 
 
-def estimates(run: Run) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """a_hat (n_tasks, n_models) of every estimator, and p (n_tasks, n_models) of the median
-    regression, each task held out."""
+def estimates(run: Run) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """a_hat (n_tasks, n_models) of every estimator of a, and p (n_tasks, n_models) of every
+    direct estimator of p (the median regression, binning, ATC, DoC), each task held out."""
     pool = run.pool
     probe, residual_emb, residual_surface, level, median = (
         np.zeros_like(run.s1) for _ in range(5))
     by_ot = [np.zeros_like(run.s1) for _ in OT_BANDWIDTHS]
+    by_confidence: dict[str, np.ndarray] = {}
     for code, task in enumerate(pool.datasets):
         rows, train = pool.rows(task), pool.dataset_of != code
         probe[code] = Ridge(RIDGE).fit(run.vectors[train], pool.correct[train]).predict(
             run.vectors[rows]).clip(0, 1).mean(axis=0)
         others = others_without(run, code)
+        g = task_predictions(run.neighbours[task], pool, PARAMS)[0]
+        task_share = level_counts(g_levels(g)) / len(rows)
+        for name, p in confidence_estimates(task_share, others).items():
+            by_confidence.setdefault(name, np.zeros_like(run.s1))[code] = p
         for out, features in ((residual_emb, run.vectors), (residual_surface, run.surface)):
             fit = Ridge(RIDGE).fit(features[others.rows], others.residual)
             out[code] = run.s1[code] + fit.predict(features[rows]).mean()
@@ -211,7 +271,7 @@ def estimates(run: Run) -> tuple[dict[str, np.ndarray], np.ndarray]:
         out[f"S1 from k = {k} neighbours"] = np.array(
             [scores.s1(task_predictions(run.neighbours[t], pool, params)[0])
              for t in pool.datasets])
-    return out, median
+    return out, {"median regression of p_true on unlabelled features": median, **by_confidence}
 
 
 def mixtures(run: Run, ablation_scores: Path) -> dict[str, tuple[float, float, float]]:
@@ -251,7 +311,7 @@ def main() -> None:
                              "benchmarks/bench_noop.py --repeats 1")
     run = load(args.results, args.table)
     true_shift = (run.a - run.s1).mean(axis=1)
-    by_a, median = estimates(run)
+    by_a, by_p = estimates(run)
     rows = [("S1 (agreement, the workflow's estimator)", run.s1), *by_a.items()]
     print(f"{'estimator of a (no labels of the task)':62s} p error  corr(shift)")
     for name, a_hat in rows:
@@ -260,9 +320,14 @@ def main() -> None:
         print(f"{name:62s} {p_error(run, a_hat):.4f}   {corr}")
     print(f"{'bound: S1 + the task own true mean shift (uses its labels)':62s} "
           f"{p_error(run, run.s1 + true_shift[:, None]):.4f}   +1.000")
-    print(f"\n{'estimator of p (no labels of the task)':72s} p error  corr(errors)")
-    print(f"{'median regression of p_true on unlabelled features':72s} "
-          f"{np.abs(median - run.p_true).mean():.4f}")
+    print(f"\n{'estimator of p (no labels of the task)':72s} p error  corr(errors)  bias")
+    agreement_error = (smoother.agreement(run.s1, run.s2) - run.p_true).ravel()
+    print(f"{'agreement':72s} {np.abs(agreement_error).mean():.4f}   {1:+.3f}"
+          f"        {agreement_error.mean():+.4f}")
+    for name, p in by_p.items():
+        error = (p - run.p_true).ravel()
+        corr = np.corrcoef(agreement_error, error)[0, 1]
+        print(f"{name:72s} {np.abs(error).mean():.4f}   {corr:+.3f}        {error.mean():+.4f}")
     ablation_scores = args.results / "report" / "ablation_scores.parquet"
     if not ablation_scores.exists():
         print(f"(no {ablation_scores}: mixtures with the ablation's p skipped)")
