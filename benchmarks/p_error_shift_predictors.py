@@ -321,10 +321,9 @@ def main() -> None:
     print(f"{'bound: S1 + the task own true mean shift (uses its labels)':62s} "
           f"{p_error(run, run.s1 + true_shift[:, None]):.4f}   +1.000")
     print(f"\n{'estimator of p (no labels of the task)':72s} p error  corr(errors)  bias")
-    agreement_error = (smoother.agreement(run.s1, run.s2) - run.p_true).ravel()
-    print(f"{'agreement':72s} {np.abs(agreement_error).mean():.4f}   {1:+.3f}"
-          f"        {agreement_error.mean():+.4f}")
-    for name, p in by_p.items():
+    agreement = smoother.agreement(run.s1, run.s2)
+    agreement_error = (agreement - run.p_true).ravel()
+    for name, p in {"agreement": agreement, **by_p}.items():
         error = (p - run.p_true).ravel()
         corr = np.corrcoef(agreement_error, error)[0, 1]
         print(f"{name:72s} {np.abs(error).mean():.4f}   {corr:+.3f}        {error.mean():+.4f}")
