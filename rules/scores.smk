@@ -5,7 +5,7 @@ rule score_task:
         models=f"{RESULTS}/pool/models.parquet",
         pairs=f"{RESULTS}/smoother/pairs.parquet",
         bandwidth=f"{RESULTS}/smoother/bandwidth.parquet",
-        distances=task_distance_row,
+        task_distances=task_distance_row,
     output:
         f"{RESULTS}/scores/{{task}}.parquet",
     log:

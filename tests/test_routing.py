@@ -5,6 +5,7 @@ import polars as pl
 import pytest
 
 from llmrouter import knn, scores, smoother
+from llmrouter.artifacts import write_table
 from llmrouter.pool import Pool
 from llmrouter.routing import (
     METHODS,
@@ -19,6 +20,8 @@ from llmrouter.routing import (
     task_predictions,
     task_scores,
 )
+from llmrouter.store import write_neighbours, write_pool
+from llmrouter.task_artifacts import score_from_artifacts
 
 PARAMS = RoutingParams(k=3, descriptor_k=4, bandwidth=0.2)
 
@@ -259,3 +262,32 @@ def test_pairs_from_frame_follows_the_models_order_not_the_frames(synthetic):
     back = pairs_from_frame(frame, pool.models[::-1], None)
     np.testing.assert_allclose(back.acc, pairs.acc[:, ::-1])
     np.testing.assert_allclose(back.s1, pairs.s1[:, ::-1])
+
+
+def test_score_from_artifacts_is_task_scores_on_the_files(synthetic, tmp_path):
+    pool, _, neighbours = synthetic
+    params = RoutingParams(k=3, descriptor_k=4, bandwidth="auto", descriptor="ot")
+    every = all_smoother_pairs(pool, neighbours, params, [None, "d1"])
+    table = pl.concat([pairs_frame(every[h], pool.models, h) for h in (None, "d1")])
+    fitted = pl.DataFrame({"task": ["d1", None], "bandwidth": [0.3, 0.1]})
+    row = {"d0": 0.4, "d2": 0.1, "d3": 0.9, "d4": 0.2}
+    paths = {name: tmp_path / f"{name}.parquet"
+             for name in ("pool", "models", "neighbours", "pairs", "bandwidth", "task_distances")}
+    write_pool(pool, paths["pool"], paths["models"], {})
+    write_neighbours(pool.instance_ids[pool.rows("d1")], neighbours["d1"], paths["neighbours"])
+    write_table(table, paths["pairs"])
+    write_table(fitted, paths["bandwidth"])
+    write_table(pl.DataFrame({"task": ["d1"] * 4, "dataset": list(row),
+                              "distance": list(row.values())}), paths["task_distances"])
+    scored = score_from_artifacts("d1", params, **paths)
+    expected = task_scores("d1", neighbours["d1"], pool, table, params, fitted, row)
+    assert scored.scores.equals(expected)
+    assert scored.pairs_table.equals(table)
+    np.testing.assert_array_equal(scored.neighbours.index, neighbours["d1"].index)
+    # Without the OT row the ot descriptor cannot smooth; the knn one never reads it.
+    with pytest.raises(ValueError, match="OT distance row"):
+        score_from_artifacts("d1", params, **{**paths, "task_distances": []})
+    knn_params = RoutingParams(k=3, descriptor_k=4, bandwidth="auto")
+    knn_scored = score_from_artifacts("d1", knn_params, **{**paths, "task_distances": []})
+    assert knn_scored.scores.equals(
+        task_scores("d1", neighbours["d1"], pool, table, knn_params, fitted))

@@ -11,39 +11,38 @@ import polars as pl
 from llmrouter import ranking
 from llmrouter.artifacts import read_table, write_table, write_text
 from llmrouter.logs import run_logged
-from llmrouter.routing import RoutingParams, task_scores
-from llmrouter.store import read_neighbours, read_ot_row, read_pool
+from llmrouter.routing import RoutingParams
+from llmrouter.task_artifacts import score_from_artifacts
 from llmrouter.tasks import given_accuracy
 
 
 def main() -> None:
     task = snakemake.wildcards.new_task  # noqa: F821
     params = RoutingParams(**snakemake.params.routing)  # noqa: F821
-    pool = read_pool(snakemake.input.pool, snakemake.input.models)  # noqa: F821
-    _, neighbours = read_neighbours(snakemake.input.neighbours)  # noqa: F821
-    pairs_table = pl.from_arrow(read_table(snakemake.input.pairs))  # noqa: F821
-    fitted = pl.from_arrow(read_table(snakemake.input.bandwidth))  # noqa: F821
-    ot_row = (read_ot_row(snakemake.input.task_distances, task)  # noqa: F821
-              if params.descriptor == "ot" else None)
-    scores = task_scores(task, neighbours, pool, pairs_table, params, fitted, ot_row)
+    inputs = snakemake.input  # noqa: F821
+    scored = score_from_artifacts(task, params, pool=inputs.pool, models=inputs.models,
+                                  neighbours=inputs.neighbours, pairs=inputs.pairs,
+                                  bandwidth=inputs.bandwidth,
+                                  task_distances=inputs.task_distances)
+    scores, neighbours, pairs_table = scored.scores, scored.neighbours, scored.pairs_table
 
-    prompts = pl.from_arrow(read_table(snakemake.input.prompts))  # noqa: F821
+    prompts = pl.from_arrow(read_table(inputs.prompts))
     benchmark_u = (pairs_table.filter(pl.col("heldout").is_null()).unique("dataset")["u"]
                    .to_numpy())
     columns = ["task", "dataset", "distance"]
-    row = pl.from_arrow(read_table(snakemake.input.task_distances, columns)).select(columns)  # noqa: F821
-    matrix = pl.from_arrow(read_table(snakemake.input.benchmark_distances, columns)).select(columns)  # noqa: F821
+    row = pl.from_arrow(read_table(inputs.task_distances, columns)).select(columns)
+    matrix = pl.from_arrow(read_table(inputs.benchmark_distances, columns)).select(columns)
     u = ranking.task_u(neighbours, params.descriptor_k)
     cover = ranking.coverage(u, benchmark_u, pl.concat([matrix, row]), task)
     given = given_accuracy(prompts)
     unknown = sorted(set(given) - set(scores["model"].to_list()))
     if unknown:
         logging.warning("%s: correctness column(s) %s name no benchmark model; ignored",
-                        snakemake.input.prompts, unknown)  # noqa: F821
+                        inputs.prompts, unknown)
     table = ranking.ranking_table(scores, snakemake.params.costs, given)  # noqa: F821
     markdown = ranking.ranking_markdown(
         task, table, prompts.height, cover,
-        ranking.neighbour_shares(neighbours, pool.datasets, params.descriptor_k),
+        ranking.neighbour_shares(neighbours, scored.pool.datasets, params.descriptor_k),
         ranking.nearest_by_distance(row, task), params.descriptor_k,
         snakemake.params.top,  # noqa: F821
     )
