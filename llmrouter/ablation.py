@@ -20,9 +20,9 @@ from llmrouter.pool import Pool
 from llmrouter.routing import (
     ALL_METHODS,
     RoutingParams,
-    all_smoother_pairs,
-    pairs_frame,
+    pairs_table,
     score_task,
+    smoother_heldouts,
     smoother_p,
     task_baselines,
     task_pairs,
@@ -104,13 +104,10 @@ def all_pairs(pool: Pool, neighbours: dict[str, knn.Neighbours],
               params: RoutingParams) -> pl.DataFrame:
     """The smoother pairs table of both modes: the one pass and one set per held-out task.
 
-    Computed as fit_smoother computes them (routing.all_smoother_pairs, bit for bit
-    smoother_pairs) and through the same table, so the pairs' arrays (and the rounding of p)
-    are the workflow's.
+    Computed by fit_smoother's own call (routing.pairs_table, bit for bit smoother_pairs), so
+    the pairs' arrays (and the rounding of p) are the workflow's.
     """
-    heldouts = [None, *pool.datasets]
-    every = all_smoother_pairs(pool, neighbours, params, heldouts)
-    return pl.concat([pairs_frame(every[held], pool.models, held) for held in heldouts])
+    return pairs_table(pool, neighbours, params, smoother_heldouts(pool.datasets, "strict"))
 
 
 def calibration_p(target: np.ndarray, features: np.ndarray, acc: np.ndarray,

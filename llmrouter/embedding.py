@@ -22,7 +22,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -112,6 +112,30 @@ def settings_of_index(configured: dict, recorded: list[str], path: str | Path
     raise InputError(f"{path}: the benchmark texts were embedded with setting {recorded[0]!r}, "
                      f"which the config's embedding settings {configured} do not give; rerun "
                      "embed_all_texts (snakemake --forcerun embed_all_texts)")
+
+
+# Columns embed_all_texts reads from each benchmark table to build the index.
+INDEX_TEXT_COLUMNS = ["dataset", "instance_id", "text"]
+
+
+def index_texts(tables: Iterable[pl.DataFrame]) -> pl.DataFrame:
+    """The benchmark texts to index: dataset, instance_id, text of each table, each instance
+    once (its first row), tables in the order given. Pass a generator to hold one whole
+    table at a time."""
+    return pl.concat([table.select(INDEX_TEXT_COLUMNS)
+                      .unique(["dataset", "instance_id"], maintain_order=True)
+                      for table in tables])
+
+
+def embedding_index(texts: pl.DataFrame, settings: EmbeddingSettings) -> pl.DataFrame:
+    """embedding_index.parquet, what `settings_of_index` reads: per row of `texts`
+    (index_texts), dataset, instance_id, text_hash (the text's cache address) and setting
+    (the cache key its vector was embedded under)."""
+    return texts.select(
+        "dataset", "instance_id",
+        pl.col("text").map_elements(text_hash, return_dtype=pl.String).alias("text_hash"),
+        pl.lit(settings.key()).alias("setting"),
+    )
 
 
 def text_hash(text: str) -> str:

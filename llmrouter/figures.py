@@ -88,6 +88,19 @@ def top_models(pool_accuracy: np.ndarray, models: list[str], n: int = 8) -> list
     return [models[i] for i in order[:n]]
 
 
+def benchmark_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
+    """The smoother's pairs of its leave-one-task-out pass over the benchmark (heldout null),
+    the points `smoother_figure` draws; the other passes each leave a held-out task out."""
+    return pairs.filter(pl.col("heldout").is_null())
+
+
+def fitted_knn_bandwidth(fitted: pl.DataFrame) -> float | None:
+    """The benchmark's fitted knn bandwidth from the fitted bandwidths table (task,
+    descriptor, bandwidth): its row with task null and descriptor knn, None without one."""
+    fitted = fitted.filter(pl.col("task").is_null() & (pl.col("descriptor") == "knn"))
+    return fitted["bandwidth"].item() if fitted.height else None
+
+
 def u_curve_bandwidth(fitted_knn: float | None, descriptor: str,
                       configured: float | str) -> float:
     """The sigma of the smoother figure's p-against-u curves: the fitted knn bandwidth, else

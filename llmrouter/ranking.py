@@ -21,6 +21,8 @@ import polars as pl
 
 from llmrouter import knn
 from llmrouter.cost import cost_column
+from llmrouter.store import DISTANCE_COLUMNS
+from llmrouter.tasks import given_accuracy
 
 # Scores shown in the ranking, in order: column in the scores table -> header.
 SCORE_HEADERS = {"s1": "S1", "s2": "S2", "p": "estimated p", "s3": "S3"}
@@ -237,3 +239,51 @@ def ranking_markdown(
         "",
     ]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class NewTaskRanking:
+    """A new task's ranking: `ranking_table`'s table, its Markdown page, where the task lies
+    (coverage), and the task file's correctness columns that name no benchmark model
+    (unknown, sorted; they are left out of the accuracy column)."""
+
+    table: pl.DataFrame
+    markdown: str
+    coverage: Coverage
+    unknown: list[str]
+
+
+def rank_new_task(
+    task: str,
+    scores: pl.DataFrame,
+    neighbours: knn.Neighbours,
+    pairs: pl.DataFrame,
+    datasets: list[str],
+    prompts: pl.DataFrame,
+    task_distances: pl.DataFrame,
+    distance_matrix: pl.DataFrame,
+    descriptor_k: int,
+    costs: dict[str, float] | None = None,
+    top: int | None = None,
+) -> NewTaskRanking:
+    """Rank the benchmark models on a new task and say how close it is to the benchmark.
+
+    scores: the task's scores (score_task's table); neighbours: its prompts' neighbour lists;
+    pairs: the smoother's pairs (heldout, dataset, u, ...), whose leave-one-task-out pass
+    (heldout null) gives the benchmark tasks' u(d); datasets: the pool's dataset names;
+    prompts: the task file (its correctness columns give the true accuracy);
+    task_distances / distance_matrix: the task's row and the benchmark's matrix of OT
+    distances (task, dataset, distance); costs, top: as in ranking_table / ranking_markdown.
+    """
+    benchmark_u = pairs.filter(pl.col("heldout").is_null()).unique("dataset")["u"].to_numpy()
+    row = task_distances.select(DISTANCE_COLUMNS)
+    matrix = distance_matrix.select(DISTANCE_COLUMNS)
+    u = task_u(neighbours, descriptor_k)
+    cover = coverage(u, benchmark_u, pl.concat([matrix, row]), task)
+    given = given_accuracy(prompts)
+    unknown = sorted(set(given) - set(scores["model"].to_list()))
+    table = ranking_table(scores, costs, given)
+    markdown = ranking_markdown(task, table, prompts.height, cover,
+                                neighbour_shares(neighbours, datasets, descriptor_k),
+                                nearest_by_distance(row, task), descriptor_k, top)
+    return NewTaskRanking(table=table, markdown=markdown, coverage=cover, unknown=unknown)

@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from llmrouter import knn, scores, smoother
-from llmrouter.pool import Pool
+from llmrouter.pool import Pool, check_neighbour_supply
 from llmrouter.rng import task_rng
 
 
@@ -21,7 +21,7 @@ class RoutingParams:
 
     k: neighbours of the correctness predictor; descriptor_k: neighbours of u(d);
     threshold: g > threshold counts as predicted correct; bandwidth: the smoother's sigma;
-    fallback_share: S3 keeps its pick over BMA only above this share of draws (0 disables);
+    fallback_share: S3 keeps its pick over BMA only at this share of draws or more (0 disables);
     draws: simulated draws; seed: base seed of those draws;
     mode: "strict" (nothing of a held-out task is used) or "reference" (the authors' code);
     descriptor: how p(t, m) finds tasks like t, "knn" (the paper's scalar u) or "ot" (OT
@@ -149,6 +149,31 @@ def all_smoother_pairs(
         out[heldout] = Pairs(names, np.asarray(us), np.vstack(accs), np.vstack(s1s),
                              np.vstack(s2s))
     return out
+
+
+def smoother_heldouts(datasets: list[str], mode: str) -> list[str | None]:
+    """The held-out sets of the smoother's pairs: None (the one leave-one-task-out pass that
+    reference mode and new tasks use) and, in strict mode, every task (its nested pools)."""
+    return [None, *datasets] if mode == "strict" else [None]
+
+
+def pairs_table(
+    pool: Pool,
+    neighbours: dict[str, knn.Neighbours],
+    params: RoutingParams,
+    heldouts: list[str | None],
+) -> pl.DataFrame:
+    """`all_smoother_pairs` as the long table fit_smoother writes (`pairs_frame` per set).
+
+    InputError first if a nested pool (a held-out task out of every other task's pool) cannot
+    give some dataset's inputs their neighbours: the neighbour search checks only what it
+    needs itself, so a change of mode does not rerun it.
+    """
+    if any(heldout is not None for heldout in heldouts):
+        for name in pool.datasets:
+            check_neighbour_supply(pool, name, max(params.k, params.descriptor_k), strict=True)
+    every = all_smoother_pairs(pool, neighbours, params, heldouts)
+    return pl.concat([pairs_frame(every[heldout], pool.models, heldout) for heldout in heldouts])
 
 
 def pairs_frame(pairs: Pairs, models: list[str], heldout: str | None) -> pl.DataFrame:

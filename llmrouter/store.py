@@ -114,11 +114,20 @@ def read_neighbours(path: str | Path) -> tuple[np.ndarray, Neighbours]:
     )
 
 
+DISTANCE_COLUMNS = ["task", "dataset", "distance"]
+
+
+def read_distances(*paths: str | Path) -> pl.DataFrame:
+    """The (task, dataset, distance) rows of distance tables, in the order given: the matrix
+    (results/distances.parquet) and tasks' rows (results/distances/{task}.parquet) alike."""
+    return pl.concat([pl.from_arrow(read_table(path, DISTANCE_COLUMNS)).select(DISTANCE_COLUMNS)
+                      for path in paths])
+
+
 def read_ot_matrix(path: str | Path) -> dict[str, dict[str, float]]:
     """task -> {dataset -> OT distance} from a distances table (task, dataset, distance, ...)."""
-    table = pl.from_arrow(read_table(path, ["task", "dataset", "distance"]))
     matrix: dict[str, dict[str, float]] = {}
-    for task, dataset, value in table.select("task", "dataset", "distance").iter_rows():
+    for task, dataset, value in read_distances(path).iter_rows():
         matrix.setdefault(task, {})[dataset] = value
     return matrix
 

@@ -4,7 +4,7 @@ rule run_ablation:
         models=f"{RESULTS}/pool/models.parquet",
         neighbours=neighbour_files,
         embeddings=embedding_files,
-        distances=f"{RESULTS}/distances.parquet",
+        distance_matrix=f"{RESULTS}/distances.parquet",
     output:
         table=f"{RESULTS}/report/ablation.parquet",
         scores=f"{RESULTS}/report/ablation_scores.parquet",

@@ -3,7 +3,7 @@ rule fit_bandwidth:
         pool=f"{RESULTS}/pool/correctness.parquet",
         models=f"{RESULTS}/pool/models.parquet",
         pairs=f"{RESULTS}/smoother/pairs.parquet",
-        distances=bandwidth_distances,
+        distance_matrix=bandwidth_distances,
     output:
         f"{RESULTS}/smoother/bandwidth.parquet",
     log:

@@ -9,7 +9,8 @@ from llmrouter.benchmark import list_datasets
 from llmrouter.tasks import check_task_names, find_task_files
 
 # config.schema.yaml fills in every default (validate in the Snakefile), so config is indexed
-# directly: a default lives in the schema only.
+# directly: a default lives in the schema only (embedding.cache_dir has none there: its default
+# is under resources_dir, see embedding_cache_dir).
 RESULTS = config["results"]
 RESOURCES = config["resources_dir"]
 FIGURES = f"{RESULTS}/report/figures"
@@ -161,7 +162,7 @@ def score_new_task_inputs(wildcards):
         "bandwidth": f"{RESULTS}/smoother/bandwidth.parquet",
         "prompts": f"{RESULTS}/tasks/{task}.parquet",
         "task_distances": f"{RESULTS}/distances/{task}.parquet",
-        "benchmark_distances": f"{RESULTS}/distances.parquet",
+        "distance_matrix": f"{RESULTS}/distances.parquet",
     }
 
 
@@ -266,11 +267,6 @@ def bandwidth_distances(wildcards=None):
 def new_task_distance_rows(wildcards=None):
     """The new tasks' rows of the distance matrix (task, dataset, distance, task_u)."""
     return expand(f"{RESULTS}/distances/{{task}}.parquet", task=list(NEW_TASKS))
-
-
-def distance_figure_inputs(wildcards=None):
-    """The benchmark's distance matrix and the new tasks' rows, for the heatmap."""
-    return [f"{RESULTS}/distances.parquet"] + new_task_distance_rows()
 
 
 def report_figures(wildcards=None):

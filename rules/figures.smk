@@ -27,7 +27,7 @@ rule render_summary_table:
     params:
         mode=routing_params()["mode"],
     script:
-        "../workflow_scripts/render_summary.py"
+        "../workflow_scripts/render_summary_table.py"
 
 
 rule plot_picks:
@@ -62,7 +62,7 @@ rule plot_smoother_curves:
         models=f"{RESULTS}/pool/models.parquet",
         pairs=f"{RESULTS}/smoother/pairs.parquet",
         bandwidth=f"{RESULTS}/smoother/bandwidth.parquet",
-        new_tasks=new_task_distance_rows,
+        new_task_distances=new_task_distance_rows,
     output:
         report(
             f"{FIGURES}/smoother_curves.png",
@@ -86,12 +86,13 @@ rule plot_smoother_curves:
         bandwidth=routing_params()["bandwidth"],
         descriptor=routing_params()["descriptor"],
     script:
-        "../workflow_scripts/plot_smoother.py"
+        "../workflow_scripts/plot_smoother_curves.py"
 
 
 rule plot_task_distances:
     input:
-        distance_figure_inputs,
+        distance_matrix=f"{RESULTS}/distances.parquet",
+        new_task_distances=new_task_distance_rows,
     output:
         report(
             f"{FIGURES}/task_distances.png",
@@ -112,7 +113,7 @@ rule plot_task_distances:
         mem_mb=1000,
         runtime=5,
     script:
-        "../workflow_scripts/plot_distances.py"
+        "../workflow_scripts/plot_task_distances.py"
 
 
 rule plot_new_task_ranking:
@@ -139,4 +140,4 @@ rule plot_new_task_ranking:
         mem_mb=1000,
         runtime=5,
     script:
-        "../workflow_scripts/plot_ranking.py"
+        "../workflow_scripts/plot_new_task_ranking.py"

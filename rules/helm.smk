@@ -59,7 +59,7 @@ if config["source"] == "helm":
             suite=HELM.get("suite"),
             transfer=HELM_TRANSFER,
         script:
-            "../workflow_scripts/helm_fetch_index.py"
+            "../workflow_scripts/fetch_helm_index.py"
 
     checkpoint select_helm_runs:
         input:
@@ -82,7 +82,7 @@ if config["source"] == "helm":
             models=HELM["models"],
             suite=HELM.get("suite"),
         script:
-            "../workflow_scripts/helm_select_runs.py"
+            "../workflow_scripts/select_helm_runs.py"
 
     rule download_helm_run:
         output:
@@ -107,7 +107,7 @@ if config["source"] == "helm":
             transfer=HELM_TRANSFER,
             on_missing=HELM["on_missing"],
         script:
-            "../workflow_scripts/helm_download_run.py"
+            "../workflow_scripts/download_helm_run.py"
 
     rule prepare_helm_dataset:
         input:
@@ -129,7 +129,7 @@ if config["source"] == "helm":
         params:
             metrics=HELM["metrics"],
         script:
-            "../workflow_scripts/helm_prepare_dataset.py"
+            "../workflow_scripts/prepare_helm_dataset.py"
 
     rule report_helm_downloads:
         input:
@@ -148,4 +148,4 @@ if config["source"] == "helm":
             mem_mb=2000,
             runtime=5,
         script:
-            "../workflow_scripts/helm_report_downloads.py"
+            "../workflow_scripts/report_helm_downloads.py"

@@ -44,10 +44,9 @@ rule find_neighbours:
         runtime=20,
     params:
         datasets=dataset_names,
-        k=max(predictor_params().values()),
+        n_neighbours=max(predictor_params()["k"], predictor_params()["descriptor_k"]),
         block_size=config["knn"]["block_size"],
         index=config["knn"]["index"],
         n_probe=config["knn"]["n_probe"],
-        mode=config["evaluation"]["mode"],
     script:
         "../workflow_scripts/find_neighbours.py"

@@ -1,10 +1,12 @@
 """Embedding: the content-addressed cache and the choice of precision."""
 
+import hashlib
 import io
 import re
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 from llmrouter import embedding
@@ -49,6 +51,28 @@ def test_later_jobs_take_the_precision_the_benchmark_texts_were_embedded_with():
                                     "index.parquet")
     with pytest.raises(InputError, match="one embedding setting"):
         embedding.settings_of_index(configured, [bf16, bf16 + "x"], "index.parquet")
+
+
+def test_embedding_index_lists_each_instance_once_with_its_hash_and_setting():
+    # Columns in another order and one more (label); an instance repeated within a table keeps
+    # its first text; the same instance_id in another dataset is another instance.
+    first = pl.DataFrame({"text": ["q1", "q1 again", "q2", "q4"], "label": [0, 1, 0, 1],
+                          "instance_id": ["1", "1", "2", "1"],
+                          "dataset": ["algebra"] * 3 + ["chemistry"]})
+    second = pl.DataFrame({"dataset": ["biology", "biology"], "instance_id": ["1", "1"],
+                           "text": ["q2", "q3"]})
+    texts = embedding.index_texts(iter([first, second]))
+    assert texts.rows() == [("algebra", "1", "q1"), ("algebra", "2", "q2"),
+                            ("chemistry", "1", "q4"), ("biology", "1", "q2")]
+    settings = EmbeddingSettings(precision="bfloat16")
+    index = embedding.embedding_index(texts, settings)
+    assert index.columns == ["dataset", "instance_id", "text_hash", "setting"]
+    assert index["text_hash"].to_list() == [hashlib.sha256(t.encode()).hexdigest()
+                                            for t in ["q1", "q2", "q4", "q2"]]
+    # What the index records is what its reader takes back.
+    chosen = embedding.settings_of_index({"precision": "auto"}, index["setting"].to_list(),
+                                         "index.parquet")
+    assert chosen == settings
 
 
 def test_cache_key_names_every_setting_that_changes_vectors():

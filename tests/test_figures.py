@@ -95,3 +95,17 @@ def test_u_curve_bandwidth_never_takes_an_ot_sigma():
     assert figures.u_curve_bandwidth(None, "knn", 1) == 1.0  # YAML gives an int for `1`
     assert figures.u_curve_bandwidth(None, "ot", 0.5) == 0.09  # OT-distance scale: not u's
     assert figures.u_curve_bandwidth(None, "knn", "auto") == 0.09
+
+
+def test_smoother_figure_takes_the_benchmark_pass_and_its_knn_bandwidth():
+    pairs = pl.DataFrame({"heldout": [None, None, "d1", "d1"], "dataset": ["d1", "d2", "d2", "d3"],
+                          "model": ["y"] * 4, "u": [0.6, 0.7, 0.1, 0.9],
+                          "acc": [0.9, 0.8, 0.2, 0.1]})
+    assert figures.benchmark_pairs(pairs).rows() == [(None, "d1", "y", 0.6, 0.9),
+                                                     (None, "d2", "y", 0.7, 0.8)]
+    # The benchmark's fitted knn sigma: not an ot one, nor a held-out task's.
+    fitted = pl.DataFrame({"task": ["d1", None, None], "descriptor": ["knn", "ot", "knn"],
+                           "bandwidth": [0.5, 0.2, 0.04]})
+    assert figures.fitted_knn_bandwidth(fitted) == 0.04
+    assert figures.fitted_knn_bandwidth(fitted.head(2)) is None
+    assert figures.fitted_knn_bandwidth(fitted.clear()) is None

@@ -10,9 +10,11 @@ import pytest
 
 from conftest import mmlu_slice
 from helm_mirror import Fault, serve, split_options, write_tree
-from llmrouter.helm.download import (BrokenFile, HelmUnreachable, MissingFile, Transfer,
-                                     download_run, fetch_index, fetch_json, file_url,
-                                     project_roots, FetchStats)
+from llmrouter.artifacts import InputError
+from llmrouter.helm.download import (DOWNLOAD_COLUMNS, BrokenFile, HelmUnreachable, MissingFile,
+                                     RunDownload, Transfer, download_record, download_run,
+                                     fetch_index, fetch_json, file_url, project_roots,
+                                     FetchStats)
 
 # A timeout well above a local answer's time on a loaded 2-core machine (an ordinary request
 # must never time out, or the retry counts below change), and slow faults well above it.
@@ -115,6 +117,30 @@ def test_falls_back_to_per_instance_stats(tmp_path):
     finally:
         server.stop()
     assert result.files == ["run_spec.json", "instances.json", "per_instance_stats.json"]
+
+
+def test_download_record_follows_on_missing(tmp_path):
+    stats = FetchStats(requests=3, retries=1, bytes=2048, cached=1)
+    ok = RunDownload(run="mmlu:subject=a,model=x", suite="v1", status="ok",
+                     files=["run_spec.json", "instances.json", "display_predictions.json"],
+                     reason="", stats=stats, seconds=1.5)
+    record = download_record(ok, tmp_path / "run", "fail")
+    assert record.schema == DOWNLOAD_COLUMNS
+    assert record.rows(named=True) == [{
+        "run": "mmlu:subject=a,model=x", "suite": "v1", "status": "ok",
+        "folder": str(tmp_path / "run"), "files": ok.files, "reason": "", "requests": 3,
+        "retries": 1, "bytes": 2048, "cached": 1, "seconds": 1.5}]
+    for status in ("missing", "broken"):
+        gone = RunDownload(run="mmlu:subject=b,model=x", suite="v1", status=status, files=[],
+                           reason="run_spec.json: HTTP 404", stats=FetchStats(), seconds=0.25)
+        kept = download_record(gone, "f", "skip").row(0, named=True)
+        assert (kept["status"], kept["files"], kept["reason"], kept["folder"]) == (
+            status, [], "run_spec.json: HTTP 404", "f")
+        with pytest.raises(InputError) as error:
+            download_record(gone, "f", "fail")
+        assert str(error.value) == (
+            f"HELM run mmlu:subject=b,model=x is {status} (run_spec.json: HTTP 404); "
+            "helm.on_missing: skip would skip it, helm.runs.exclude leaves it out")
 
 
 def test_unreachable_host_fails_fast_with_offline_hint(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from llmrouter.helm.convert import DOWNLOAD_COLUMNS
+from llmrouter.helm.download import DOWNLOAD_COLUMNS
 from llmrouter.helm.report import missing_runs_tsv, summary_line
 
 

@@ -44,12 +44,16 @@ def test_ranking_table_takes_integer_and_decimal_costs_together():
     assert table["cost"].to_list() == [None, 8.5, 34.0]
 
 
-def test_task_u_and_neighbour_shares():
+def two_queries() -> Neighbours:
     # Two queries, lists of 4: dataset codes and distances ascending; -1 marks no neighbour.
-    neighbours = Neighbours(index=np.array([[0, 1, 2, 3], [4, 5, -1, -1]]),
-                            dataset=np.array([[0, 1, 0, 1], [1, 1, 0, 0]], dtype=np.int32),
-                            distance=np.array([[0.1, 0.2, 0.3, 0.4], [0.3, 0.5, 9, 9]],
-                                              dtype=np.float32))
+    return Neighbours(index=np.array([[0, 1, 2, 3], [4, 5, -1, -1]]),
+                      dataset=np.array([[0, 1, 0, 1], [1, 1, 0, 0]], dtype=np.int32),
+                      distance=np.array([[0.1, 0.2, 0.3, 0.4], [0.3, 0.5, 9, 9]],
+                                        dtype=np.float32))
+
+
+def test_task_u_and_neighbour_shares():
+    neighbours = two_queries()
     assert ranking.task_u(neighbours, 2) == pytest.approx((0.1 + 0.2 + 0.3 + 0.5) / 4)
     shares = ranking.neighbour_shares(neighbours, ["algebra", "biology"], 2)
     assert shares["dataset"].to_list() == ["biology", "algebra"]
@@ -83,6 +87,43 @@ def test_ranking_markdown_warns_when_far():
     assert "cost" not in page.split("## Ranking")[1].splitlines()[2]
     near = ranking.Coverage(u=0.6, u_min=0.5, u_median=0.6, u_max=0.7, far_by_u=False)
     assert "Warning" not in ranking.ranking_markdown("t", table, 30, near, shares)
+
+
+def test_rank_new_task_takes_benchmark_u_once_per_dataset_and_flags_unknown_columns():
+    # Only the leave-one-task-out pass (heldout null) is the benchmark: the heldout rows
+    # would move u_min and u_max. biology and chemistry lack two models' pairs, so counting
+    # algebra's u once per model would move the median to 0.5.
+    pairs = pl.DataFrame({
+        "heldout": ["algebra"] * 2 + [None] * 5,
+        "dataset": ["biology", "chemistry"] + ["algebra"] * 3 + ["biology", "chemistry"],
+        "model": ["a", "a", "a", "b", "c", "a", "a"],
+        "u": [0.05, 2.0, 0.5, 0.5, 0.5, 0.7, 0.9],
+    })
+    benchmark = pl.DataFrame({"task": ["algebra", "algebra", "biology", "biology"],
+                              "dataset": ["algebra", "biology", "algebra", "biology"],
+                              "distance": [0.0, 0.5, 0.5, 0.0]})
+    # Columns in another order, and one more (task_u), than the benchmark matrix.
+    row = pl.DataFrame({"task_u": [0.3, 0.3], "distance": [0.6, 0.3],
+                        "dataset": ["biology", "algebra"], "task": ["t", "t"]})
+    prompts = pl.DataFrame({"instance_id": ["1", "2", "3", "4"], "text": ["q"] * 4,
+                            "zeta": [1, 0, 1, 1], "b": [1, 0, 0, 1], "alpha": [0, 0, 0, 1],
+                            "c": pl.Series([None] * 4, dtype=pl.Int64)})
+    ranked = ranking.rank_new_task("t", scores_frame(), two_queries(), pairs,
+                                   ["algebra", "biology"], prompts, row, benchmark,
+                                   descriptor_k=2, costs={"a": 1.0}, top=2)
+    assert ranked.unknown == ["alpha", "zeta"]  # c has no labelled prompt: no accuracy
+    assert ranked.table.equals(ranking.ranking_table(scores_frame(), {"a": 1.0}, {"b": 0.5}))
+    cover = ranked.coverage
+    assert cover.u == pytest.approx((0.1 + 0.2 + 0.3 + 0.5) / 4)
+    assert (cover.u_min, cover.u_median, cover.u_max) == pytest.approx((0.5, 0.7, 0.9))
+    assert (cover.nearest_distance, cover.benchmark_nearest_max) == (0.3, 0.5)
+    assert not cover.far
+    page = ranked.markdown
+    assert "4 prompts scored against 3 benchmark models." in page
+    assert "| algebra | 0.3000 |\n| biology | 0.6000 |" in page
+    assert "| biology | 75.0% | 0.3333 |" in page
+    assert "| 2 | `b` | 0.700 | 0.800 | 0.600 | 0.560 |  | 0.500 |  |" in page
+    assert "(1 more models in the Parquet file.)" in page
 
 
 def test_unknown_embedding_model_is_an_input_error():

@@ -5,16 +5,18 @@ import polars as pl
 import pytest
 
 from llmrouter import knn, scores, smoother
-from llmrouter.artifacts import write_table
-from llmrouter.pool import Pool
+from llmrouter.artifacts import InputError, write_table
+from llmrouter.pool import Pool, check_neighbour_supply
 from llmrouter.routing import (
     METHODS,
     RoutingParams,
     all_smoother_pairs,
     pairs_frame,
     pairs_from_frame,
+    pairs_table,
     fitted_bandwidth,
     score_task,
+    smoother_heldouts,
     smoother_pairs,
     task_baselines,
     task_predictions,
@@ -291,3 +293,22 @@ def test_score_from_artifacts_is_task_scores_on_the_files(synthetic, tmp_path):
     knn_scored = score_from_artifacts("d1", knn_params, **{**paths, "task_distances": []})
     assert knn_scored.scores.equals(
         task_scores("d1", neighbours["d1"], pool, table, knn_params, fitted))
+
+
+def test_pairs_table_is_every_held_out_set_of_pairs(synthetic):
+    pool, _, neighbours = synthetic
+    assert smoother_heldouts(pool.datasets, "reference") == [None]
+    heldouts = smoother_heldouts(pool.datasets, "strict")
+    assert heldouts == [None, *pool.datasets]
+    every = all_smoother_pairs(pool, neighbours, PARAMS, heldouts)
+    expected = pl.concat([pairs_frame(every[h], pool.models, h) for h in heldouts])
+    assert pairs_table(pool, neighbours, PARAMS, heldouts).equals(expected)
+
+
+def test_pairs_table_checks_the_nested_pools_only_when_it_builds_them(synthetic):
+    pool, _, neighbours = synthetic
+    # 40 neighbours: d0's other datasets offer 49, but only 34 with the largest (15) out.
+    params = RoutingParams(k=3, descriptor_k=40)
+    with pytest.raises(InputError, match="one more left out"):
+        pairs_table(pool, neighbours, params, smoother_heldouts(pool.datasets, "strict"))
+    check_neighbour_supply(pool, "d0", 40, strict=False)  # what the search itself needs

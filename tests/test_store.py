@@ -113,6 +113,16 @@ def test_ot_matrix_and_row(tmp_path):
         store.read_ot_row(path, "t3")
 
 
+def test_read_distances_joins_matrix_and_rows_in_order(tmp_path):
+    matrix, row = tmp_path / "distances.parquet", tmp_path / "new.parquet"
+    write_table(pl.DataFrame({"task_u": [0.1, 0.2], "distance": [0.5, 1.5],
+                              "dataset": ["d2", "d1"], "task": ["d1", "d2"]}), matrix)
+    write_table(pl.DataFrame({"task": ["new"], "dataset": ["d1"], "distance": [0.7]}), row)
+    table = store.read_distances(matrix, row)
+    assert table.columns == ["task", "dataset", "distance"]
+    assert table.rows() == [("d1", "d2", 0.5), ("d2", "d1", 1.5), ("new", "d1", 0.7)]
+
+
 def test_ot_matrix_missing_column(tmp_path):
     path = tmp_path / "ot.parquet"
     write_table(pl.DataFrame({"task": ["t1"], "dataset": ["d1"]}), path)

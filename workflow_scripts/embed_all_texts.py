@@ -12,27 +12,19 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import polars as pl
 
 from llmrouter.artifacts import read_table, write_table
-from llmrouter.embedding import EmbeddingSettings, embed_texts, text_hash
+from llmrouter.embedding import (INDEX_TEXT_COLUMNS, EmbeddingSettings, embed_texts,
+                                 embedding_index, index_texts)
 from llmrouter.logs import run_logged
 
 
 def main() -> None:
-    frames = []
-    for path in snakemake.input:  # noqa: F821
-        table = pl.from_arrow(read_table(path, ["dataset", "instance_id", "text"]))
-        frames.append(table.select("dataset", "instance_id", "text")
-                      .unique(["dataset", "instance_id"], maintain_order=True))
-    texts = pl.concat(frames)
+    texts = index_texts(pl.from_arrow(read_table(path, INDEX_TEXT_COLUMNS))
+                        for path in snakemake.input)  # noqa: F821
     settings = EmbeddingSettings(**snakemake.params.embedding)  # noqa: F821
     embed_texts(texts["text"].unique(maintain_order=True).to_list(), settings,
                 snakemake.params.cache_dir, threads=snakemake.threads,  # noqa: F821
                 progress_to=sys.__stderr__)
-    manifest = texts.select(
-        "dataset", "instance_id",
-        pl.col("text").map_elements(text_hash, return_dtype=pl.String).alias("text_hash"),
-        pl.lit(settings.key()).alias("setting"),
-    )
-    write_table(manifest, snakemake.output[0])  # noqa: F821
+    write_table(embedding_index(texts, settings), snakemake.output[0])  # noqa: F821
 
 
 run_logged(snakemake.log[0], main)  # noqa: F821

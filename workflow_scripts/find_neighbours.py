@@ -23,13 +23,15 @@ def main() -> None:
     task = snakemake.wildcards.task  # noqa: F821
     params = snakemake.params  # noqa: F821
     pool = read_pool(snakemake.input.pool, snakemake.input.models)  # noqa: F821
-    check_neighbour_supply(pool, task, params.k, params.mode == "strict")
+    # Only what this search needs: strict mode's nested pools are checked where the mode
+    # matters (fit_smoother), so changing the mode does not rerun every search.
+    check_neighbour_supply(pool, task, params.n_neighbours, strict=False)
     paths = dict(zip(params.datasets, snakemake.input.embeddings))  # noqa: F821
     vectors = knn.normalize(pool_embeddings(pool, paths))
     new_task = None if task in pool.datasets else read_embeddings(snakemake.input.queries)  # noqa: F821
     cells = (read_cells(snakemake.input.index, pool)  # noqa: F821
              if params.index == "approximate" else None)
-    ids, neighbours = task_neighbours(task, pool, vectors, params.k, new_task, cells,
+    ids, neighbours = task_neighbours(task, pool, vectors, params.n_neighbours, new_task, cells,
                                       params.n_probe, params.block_size)
     logging.info("%s: %d queries x %d pool rows, %d neighbours kept each (%s)", task, len(ids),
                  len(vectors), neighbours.index.shape[1], params.index)

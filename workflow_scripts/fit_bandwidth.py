@@ -22,7 +22,7 @@ def main() -> None:
     pairs_table = pl.from_arrow(read_table(snakemake.input.pairs))  # noqa: F821
     ot_matrix = None
     if params.descriptor == "ot":
-        ot_matrix = read_ot_matrix(snakemake.input.distances)  # noqa: F821
+        ot_matrix = read_ot_matrix(snakemake.input.distance_matrix)  # noqa: F821
     table = bandwidth.fit_bandwidths(pairs_table, pool.models, pool.datasets, params.mode,
                                      params.descriptor, params.bandwidth,
                                      tuple(snakemake.params.grid), ot_matrix)  # noqa: F821

@@ -10,11 +10,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-import polars as pl
-
 from llmrouter.artifacts import write_table
 from llmrouter.logs import run_logged
-from llmrouter.routing import RoutingParams, all_smoother_pairs, pairs_frame
+from llmrouter.routing import RoutingParams, pairs_table, smoother_heldouts
 from llmrouter.store import read_neighbours, read_pool
 
 
@@ -24,12 +22,11 @@ def main() -> None:
     neighbours = {}
     for path in snakemake.input.neighbours:  # noqa: F821
         neighbours[Path(path).stem] = read_neighbours(path)[1]
-    heldouts = [None] + (pool.datasets if params.mode == "strict" else [])
-    every = all_smoother_pairs(pool, neighbours, params, heldouts)
-    frames = [pairs_frame(every[heldout], pool.models, heldout) for heldout in heldouts]
+    heldouts = smoother_heldouts(pool.datasets, params.mode)
+    table = pairs_table(pool, neighbours, params, heldouts)
     logging.info("smoother: %d sets of pairs over %d datasets x %d models (%s mode)",
                  len(heldouts), len(pool.datasets), len(pool.models), params.mode)
-    write_table(pl.concat(frames), snakemake.output[0])  # noqa: F821
+    write_table(table, snakemake.output[0])  # noqa: F821
 
 
 run_logged(snakemake.log[0], main)  # noqa: F821

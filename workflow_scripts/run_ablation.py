@@ -24,7 +24,7 @@ def main() -> None:
     start = time.perf_counter()
     variants = ablation.default_variants(tuple(opts["alphas"]))
     inputs = ablation.Inputs(pool, neighbours, ablation.all_pairs(pool, neighbours, params),
-                             read_ot_matrix(snakemake.input.distances),  # noqa: F821
+                             read_ot_matrix(snakemake.input.distance_matrix),  # noqa: F821
                              knn.normalize(pool_embeddings(pool, paths)))
     logging.info("pairs of both modes: %.1f s", time.perf_counter() - start)
     table, scores = ablation.ablation_table(inputs, variants, params, opts["repeats"],

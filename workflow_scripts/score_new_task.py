@@ -12,8 +12,8 @@ from llmrouter import ranking
 from llmrouter.artifacts import read_table, write_table, write_text
 from llmrouter.logs import run_logged
 from llmrouter.routing import RoutingParams
+from llmrouter.store import read_distances
 from llmrouter.task_artifacts import score_from_artifacts
-from llmrouter.tasks import given_accuracy
 
 
 def main() -> None:
@@ -24,32 +24,20 @@ def main() -> None:
                                   neighbours=inputs.neighbours, pairs=inputs.pairs,
                                   bandwidth=inputs.bandwidth,
                                   task_distances=inputs.task_distances)
-    scores, neighbours, pairs_table = scored.scores, scored.neighbours, scored.pairs_table
-
     prompts = pl.from_arrow(read_table(inputs.prompts))
-    benchmark_u = (pairs_table.filter(pl.col("heldout").is_null()).unique("dataset")["u"]
-                   .to_numpy())
-    columns = ["task", "dataset", "distance"]
-    row = pl.from_arrow(read_table(inputs.task_distances, columns)).select(columns)
-    matrix = pl.from_arrow(read_table(inputs.benchmark_distances, columns)).select(columns)
-    u = ranking.task_u(neighbours, params.descriptor_k)
-    cover = ranking.coverage(u, benchmark_u, pl.concat([matrix, row]), task)
-    given = given_accuracy(prompts)
-    unknown = sorted(set(given) - set(scores["model"].to_list()))
-    if unknown:
-        logging.warning("%s: correctness column(s) %s name no benchmark model; ignored",
-                        inputs.prompts, unknown)
-    table = ranking.ranking_table(scores, snakemake.params.costs, given)  # noqa: F821
-    markdown = ranking.ranking_markdown(
-        task, table, prompts.height, cover,
-        ranking.neighbour_shares(neighbours, scored.pool.datasets, params.descriptor_k),
-        ranking.nearest_by_distance(row, task), params.descriptor_k,
-        snakemake.params.top,  # noqa: F821
+    ranked = ranking.rank_new_task(
+        task, scored.scores, scored.neighbours, scored.pairs_table, scored.pool.datasets, prompts,
+        read_distances(inputs.task_distances), read_distances(inputs.distance_matrix),
+        params.descriptor_k, snakemake.params.costs, snakemake.params.top,  # noqa: F821
     )
-    write_table(scores, snakemake.output.scores)  # noqa: F821
-    write_text(markdown, snakemake.output.ranking)  # noqa: F821
+    if ranked.unknown:
+        logging.warning("%s: correctness column(s) %s name no benchmark model; ignored",
+                        inputs.prompts, ranked.unknown)
+    write_table(scored.scores, snakemake.output.scores)  # noqa: F821
+    write_text(ranked.markdown, snakemake.output.ranking)  # noqa: F821
+    cover = ranked.coverage
     logging.info("%s: %d prompts, S3 pick %s, u = %.4f (benchmark max %.4f)%s", task,
-                 prompts.height, ranking.pick_of(table, "S3"), u, cover.u_max,
+                 prompts.height, ranking.pick_of(ranked.table, "S3"), cover.u, cover.u_max,
                  "; FAR from the benchmark" if cover.far else "")
 
 

@@ -19,11 +19,6 @@ from llmrouter.benchmark import CleaningReport, correctness_table
 from llmrouter.helm import reader
 from llmrouter.helm.index import metric_for, parse_run_name
 
-DOWNLOAD_COLUMNS = {"run": pl.String, "suite": pl.String, "status": pl.String,
-                    "folder": pl.String, "files": pl.List(pl.String), "reason": pl.String,
-                    "requests": pl.Int64, "retries": pl.Int64, "bytes": pl.Int64,
-                    "cached": pl.Int64, "seconds": pl.Float64}
-
 
 def load_json(path: Path) -> object:
     """Parse a downloaded JSON file, naming it when it is unreadable."""

@@ -19,11 +19,19 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import polars as pl
+
 from llmrouter.artifacts import InputError, atomic_path
 
 CHUNK_BYTES = 1 << 20
 OFFLINE_HINT = ('To run offline on a local table: make run ARGS="--configfile '
                 'config/helm_mmlu.yaml"')
+# A run's download record (results/helm/downloads/...), one row: `download_record` writes it,
+# llmrouter.helm.convert reads it.
+DOWNLOAD_COLUMNS = {"run": pl.String, "suite": pl.String, "status": pl.String,
+                    "folder": pl.String, "files": pl.List(pl.String), "reason": pl.String,
+                    "requests": pl.Int64, "retries": pl.Int64, "bytes": pl.Int64,
+                    "cached": pl.Int64, "seconds": pl.Float64}
 
 
 class HelmUnreachable(InputError):
@@ -249,3 +257,20 @@ def download_run(roots: list[str], suite: str, run: str, folder: str | Path,
         files.append(found)
     return RunDownload(run=run, suite=suite, status=status, files=files if status == "ok" else [],
                        reason=reason, stats=stats, seconds=time.monotonic() - start)
+
+
+def download_record(result: RunDownload, folder: str | Path, on_missing: str) -> pl.DataFrame:
+    """The download record (DOWNLOAD_COLUMNS, one row) of a run downloaded into `folder`.
+
+    on_missing: the config's helm.on_missing; with "fail" a run that is not ok raises
+    InputError, with "skip" it is recorded, and left out when its dataset is converted.
+    """
+    if result.status != "ok" and on_missing == "fail":
+        raise InputError(f"HELM run {result.run} is {result.status} ({result.reason}); "
+                         "helm.on_missing: skip would skip it, helm.runs.exclude leaves it out")
+    record = {"run": result.run, "suite": result.suite, "status": result.status,
+              "folder": str(folder), "files": result.files, "reason": result.reason,
+              "requests": result.stats.requests, "retries": result.stats.retries,
+              "bytes": result.stats.bytes, "cached": result.stats.cached,
+              "seconds": result.seconds}
+    return pl.DataFrame([record], schema=DOWNLOAD_COLUMNS)

@@ -9,7 +9,8 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import polars as pl
 
 from llmrouter.artifacts import write_table
-from llmrouter.helm.convert import DOWNLOAD_COLUMNS, dataset_table
+from llmrouter.helm.convert import dataset_table
+from llmrouter.helm.download import DOWNLOAD_COLUMNS
 from llmrouter.logs import run_logged
 
 

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import polars as pl
 
 from llmrouter.artifacts import write_table, write_text
-from llmrouter.helm.convert import DOWNLOAD_COLUMNS
+from llmrouter.helm.download import DOWNLOAD_COLUMNS
 from llmrouter.helm.report import missing_runs_tsv, summary_line
 from llmrouter.logs import run_logged
 

@@ -9,22 +9,22 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import polars as pl
 
 from llmrouter.artifacts import read_table
-from llmrouter.figures import save_png, smoother_figure, top_models, u_curve_bandwidth
+from llmrouter.figures import (benchmark_pairs, fitted_knn_bandwidth, save_png, smoother_figure,
+                               top_models, u_curve_bandwidth)
 from llmrouter.logs import run_logged
 from llmrouter.store import read_pool
 
 
 def main() -> None:
-    pool = read_pool(snakemake.input.pool, snakemake.input.models)  # noqa: F821
-    pairs = pl.from_arrow(read_table(snakemake.input.pairs, ["heldout", "dataset", "model", "u",  # noqa: F821
-                                                            "acc"]))
-    pairs = pairs.filter(pl.col("heldout").is_null())
-    fitted = pl.from_arrow(read_table(snakemake.input.bandwidth))  # noqa: F821
-    fitted = fitted.filter(pl.col("task").is_null() & (pl.col("descriptor") == "knn"))
-    bandwidth = u_curve_bandwidth(fitted["bandwidth"].item() if fitted.height else None,
-                                  snakemake.params.descriptor, snakemake.params.bandwidth)  # noqa: F821
+    inputs, params = snakemake.input, snakemake.params  # noqa: F821
+    pool = read_pool(inputs.pool, inputs.models)
+    pairs = pl.from_arrow(read_table(inputs.pairs, ["heldout", "dataset", "model", "u", "acc"]))
+    pairs = benchmark_pairs(pairs)
+    fitted = pl.from_arrow(read_table(inputs.bandwidth))
+    bandwidth = u_curve_bandwidth(fitted_knn_bandwidth(fitted), params.descriptor,
+                                  params.bandwidth)
     marks = {}
-    for path in snakemake.input.new_tasks:  # noqa: F821
+    for path in inputs.new_task_distances:
         row = pl.from_arrow(read_table(path, ["task", "task_u"]))
         marks[row["task"][0]] = float(row["task_u"][0])
     models = top_models(pool.task_accuracy(), pool.models)
