@@ -25,7 +25,7 @@ rule run_ablation:
         runtime=60,
     params:
         datasets=dataset_names,
-        routing=routing_params(),
+        routing=ablation_routing_params(),
         ablation=ablation_params(),
         grid=bandwidth_grid(),
     script:

@@ -202,6 +202,16 @@ def routing_params():
     }
 
 
+def ablation_routing_params():
+    """routing_params less what each ablation variant sets itself (mode, descriptor,
+    bandwidth): changing those settings leaves the ablation as it is."""
+    return {
+        key: value
+        for key, value in routing_params().items()
+        if key not in ("mode", "descriptor", "bandwidth")
+    }
+
+
 def predictor_params():
     """The kNN predictor's neighbours (k) and the descriptor u's (descriptor_k): all of
     routing_params that a task's neighbour lists and u depend on, so that changing a later

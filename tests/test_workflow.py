@@ -1,6 +1,7 @@
 """The real workflow on a 6-subject x 8-model slice of helm_mmlu, in temporary folders."""
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -124,3 +125,20 @@ def test_approximate_index_probing_every_cell_gives_the_exact_scores(tmp_path, s
             mine = pl.read_parquet(tmp_path / "results" / stage / f"{name}.parquet")
             exact = pl.read_parquet(finished_run / stage / f"{name}.parquet")
             assert mine.equals(exact), f"{stage}/{name} differs from the exact run"
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """rule -> job count from the "Job stats" table of a dry run's output."""
+    table = output.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {name: int(count) for name, count in re.findall(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def test_changing_the_mode_reruns_only_what_depends_on_it(finished_run):
+    """The neighbour search, the OT distances and the ablation (which runs both modes itself)
+    do not depend on evaluation.mode; the smoother's pairs and what follows do."""
+    config = finished_run.parent / "config.yaml"
+    done = run_workflow(config, extra=("-n", "--config", 'evaluation={"mode": "reference"}'))
+    jobs = planned_jobs(done.stdout + done.stderr)
+    assert jobs["fit_smoother"] == 1 and jobs["score_task"] == 6
+    assert not {"find_neighbours", "compute_task_distances", "embed_dataset",
+                "run_ablation"} & set(jobs)
