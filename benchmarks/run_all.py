@@ -2,7 +2,8 @@
 
 Each script prints its own table and one `RESULT {json}` line; this collects those lines into
 benchmarks/out/results.json (git-ignored). `--quick` skips the slow cases (the x100 scale-up,
-the no-op re-run, which first needs a full workflow run, and the routing comparison).
+the no-op re-run, which first needs a full workflow run, the mode switch and the routing
+comparison).
 
     .venv/bin/python benchmarks/run_all.py [--quick]
 """
@@ -34,6 +35,7 @@ def main() -> None:
     ] + ([] if args.quick else [
         ["bench_scale.py", "--cases", "instances-x100"],
         ["bench_noop.py"],
+        ["bench_mode_switch.py"],
     ])
     results = []
     for run in runs:
