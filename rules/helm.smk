@@ -5,13 +5,13 @@ if config["source"] == "helm":
     from llmrouter.helm.download import project_roots
 
     HELM = config["helm"]
-    if not HELM.get("release") and not HELM.get("suite"):
+    if not HELM["release"] and not HELM["suite"]:
         raise WorkflowError(
             "config helm: set `release` (or, for suites without releases, `suite`)"
         )
     HELM_INDEX = (
         f"{RESOURCES}/helm/{HELM['project']}/releases/{HELM['release']}/runs_to_run_suites.json"
-        if HELM.get("release")
+        if HELM["release"]
         else f"{RESOURCES}/helm/{HELM['project']}/runs/{HELM['suite']}/run_specs.json"
     )
     HELM_ROOTS = project_roots(HELM["base_url"], HELM["project"], HELM["legacy_root"])
@@ -55,8 +55,8 @@ if config["source"] == "helm":
             helm_downloads=1,
         params:
             roots=HELM_ROOTS,
-            release=HELM.get("release"),
-            suite=HELM.get("suite"),
+            release=HELM["release"],
+            suite=HELM["suite"],
             transfer=HELM_TRANSFER,
         script:
             "../workflow_scripts/fetch_helm_index.py"
@@ -80,7 +80,7 @@ if config["source"] == "helm":
             include=HELM["runs"]["include"],
             exclude=HELM["runs"]["exclude"],
             models=HELM["models"],
-            suite=HELM.get("suite"),
+            suite=HELM["suite"],
         script:
             "../workflow_scripts/select_helm_runs.py"
 
