@@ -20,6 +20,7 @@ from llmrouter.pool import Pool
 from llmrouter.routing import (
     ALL_METHODS,
     RoutingParams,
+    pairs_rows,
     pairs_table,
     score_task,
     smoother_heldouts,
@@ -243,9 +244,7 @@ def _calibration(inputs: Inputs, task: str, variant: Variant, g: np.ndarray,
     if "s1" not in inputs.pairs.columns:
         raise ValueError("the calibration descriptor needs S1 and S2 in the pairs table")
     held = task if variant.mode == "strict" else None
-    rows = inputs.pairs.filter(
-        (pl.col("heldout").is_null() if held is None else pl.col("heldout") == held)
-        & (pl.col("dataset") != task))
+    rows = pairs_rows(inputs.pairs, held).filter(pl.col("dataset") != task)
     features = rows.select("s1", "s2").to_numpy()
     acc = rows["acc"].to_numpy()
     if variant.bandwidth == "auto":

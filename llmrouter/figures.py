@@ -88,12 +88,6 @@ def top_models(pool_accuracy: np.ndarray, models: list[str], n: int = 8) -> list
     return [models[i] for i in order[:n]]
 
 
-def benchmark_pairs(pairs: pl.DataFrame) -> pl.DataFrame:
-    """The smoother's pairs of its leave-one-task-out pass over the benchmark (heldout null),
-    the points `smoother_figure` draws; the other passes each leave a held-out task out."""
-    return pairs.filter(pl.col("heldout").is_null())
-
-
 def fitted_knn_bandwidth(fitted: pl.DataFrame) -> float | None:
     """The benchmark's fitted knn bandwidth from the fitted bandwidths table (task,
     descriptor, bandwidth): its row with task null and descriptor knn, None without one."""

@@ -21,6 +21,7 @@ import polars as pl
 
 from llmrouter import knn
 from llmrouter.cost import cost_column
+from llmrouter.routing import pairs_rows
 from llmrouter.store import DISTANCE_COLUMNS
 from llmrouter.tasks import given_accuracy
 
@@ -275,7 +276,7 @@ def rank_new_task(
     task_distances / distance_matrix: the task's row and the benchmark's matrix of OT
     distances (task, dataset, distance); costs, top: as in ranking_table / ranking_markdown.
     """
-    benchmark_u = pairs.filter(pl.col("heldout").is_null()).unique("dataset")["u"].to_numpy()
+    benchmark_u = pairs_rows(pairs, None).unique("dataset")["u"].to_numpy()
     row = task_distances.select(DISTANCE_COLUMNS)
     matrix = distance_matrix.select(DISTANCE_COLUMNS)
     u = task_u(neighbours, descriptor_k)

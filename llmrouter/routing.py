@@ -192,12 +192,18 @@ def pairs_frame(pairs: Pairs, models: list[str], heldout: str | None) -> pl.Data
     return pl.DataFrame(columns)
 
 
+def pairs_rows(frame: pl.DataFrame, heldout: str | None) -> pl.DataFrame:
+    """The `pairs_frame` rows of one set of pairs: those computed with `heldout` out of every
+    pool, or with heldout None the one leave-one-task-out pass over the benchmark."""
+    return frame.filter(
+        pl.col("heldout").is_null() if heldout is None else pl.col("heldout") == heldout
+    )
+
+
 def pairs_from_frame(frame: pl.DataFrame, models: list[str], heldout: str | None,
                      drop: str | None = None) -> Pairs:
     """Select one set of pairs back out of `pairs_frame` rows (optionally dropping a dataset)."""
-    rows = frame.filter(
-        pl.col("heldout").is_null() if heldout is None else pl.col("heldout") == heldout
-    )
+    rows = pairs_rows(frame, heldout)
     if drop is not None:
         rows = rows.filter(pl.col("dataset") != drop)
     def wide(values: str) -> pl.DataFrame:

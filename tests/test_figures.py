@@ -8,6 +8,7 @@ import pytest
 from matplotlib.image import imread
 
 from llmrouter import figures
+from llmrouter.routing import pairs_rows
 
 
 def check_png(path) -> np.ndarray:
@@ -101,8 +102,8 @@ def test_smoother_figure_takes_the_benchmark_pass_and_its_knn_bandwidth():
     pairs = pl.DataFrame({"heldout": [None, None, "d1", "d1"], "dataset": ["d1", "d2", "d2", "d3"],
                           "model": ["y"] * 4, "u": [0.6, 0.7, 0.1, 0.9],
                           "acc": [0.9, 0.8, 0.2, 0.1]})
-    assert figures.benchmark_pairs(pairs).rows() == [(None, "d1", "y", 0.6, 0.9),
-                                                     (None, "d2", "y", 0.7, 0.8)]
+    assert pairs_rows(pairs, None).rows() == [(None, "d1", "y", 0.6, 0.9),
+                                              (None, "d2", "y", 0.7, 0.8)]
     # The benchmark's fitted knn sigma: not an ot one, nor a held-out task's.
     fitted = pl.DataFrame({"task": ["d1", None, None], "descriptor": ["knn", "ot", "knn"],
                            "bandwidth": [0.5, 0.2, 0.04]})

@@ -9,9 +9,10 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import polars as pl
 
 from llmrouter.artifacts import read_table
-from llmrouter.figures import (benchmark_pairs, fitted_knn_bandwidth, save_png, smoother_figure,
-                               top_models, u_curve_bandwidth)
+from llmrouter.figures import (fitted_knn_bandwidth, save_png, smoother_figure, top_models,
+                               u_curve_bandwidth)
 from llmrouter.logs import run_logged
+from llmrouter.routing import pairs_rows
 from llmrouter.store import read_pool
 
 
@@ -19,7 +20,7 @@ def main() -> None:
     inputs, params = snakemake.input, snakemake.params  # noqa: F821
     pool = read_pool(inputs.pool, inputs.models)
     pairs = pl.from_arrow(read_table(inputs.pairs, ["heldout", "dataset", "model", "u", "acc"]))
-    pairs = benchmark_pairs(pairs)
+    pairs = pairs_rows(pairs, None)  # the benchmark's pass: the points the figure draws
     fitted = pl.from_arrow(read_table(inputs.bandwidth))
     bandwidth = u_curve_bandwidth(fitted_knn_bandwidth(fitted), params.descriptor,
                                   params.bandwidth)
