@@ -38,13 +38,13 @@ def score_from_artifacts(
 ) -> ScoredTask:
     """Score every model on `task` from results/pool/{correctness,models}.parquet, the task's
     neighbours, results/smoother/{pairs,bandwidth}.parquet and, for the `ot` descriptor only,
-    the task's row of the distance matrix (results/distances/{task}.parquet)."""
-    if params.descriptor == "ot" and not task_distances:
-        raise ValueError(f"{task}: the ot descriptor needs the task's OT distance row")
+    the task's row of the distance matrix (results/distances/{task}.parquet); without it the
+    `ot` descriptor fails in routing.smoother_p."""
     benchmark = read_pool(pool, models)
     _, lists = read_neighbours(neighbours)
     pairs_table = pl.from_arrow(read_table(pairs))
     fitted = pl.from_arrow(read_table(bandwidth))
-    ot_row = read_ot_row(task_distances, task) if params.descriptor == "ot" else None
+    ot_row = (read_ot_row(task_distances, task)
+              if params.descriptor == "ot" and task_distances else None)
     frame = task_scores(task, lists, benchmark, pairs_table, params, fitted, ot_row)
     return ScoredTask(frame, benchmark, lists, pairs_table)

@@ -287,7 +287,7 @@ def test_score_from_artifacts_is_task_scores_on_the_files(synthetic, tmp_path):
     assert scored.pairs_table.equals(table)
     np.testing.assert_array_equal(scored.neighbours.index, neighbours["d1"].index)
     # Without the OT row the ot descriptor cannot smooth; the knn one never reads it.
-    with pytest.raises(ValueError, match="OT distance row"):
+    with pytest.raises(ValueError, match="needs the task's row of OT distances"):
         score_from_artifacts("d1", params, **{**paths, "task_distances": []})
     knn_params = RoutingParams(k=3, descriptor_k=4, bandwidth="auto")
     knn_scored = score_from_artifacts("d1", knn_params, **{**paths, "task_distances": []})
