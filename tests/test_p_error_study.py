@@ -62,3 +62,10 @@ def test_g_levels_rejects_g_off_the_grid():
     assert study.g_levels(np.array([[0.0, 0.4], [1.0, 0.6]])).tolist() == [[0, 2], [5, 3]]
     with pytest.raises(SystemExit, match="multiple of 1/5"):
         study.g_levels(np.array([[0.5]]))
+
+
+def test_subject_level_reads_the_level_the_name_starts_with():
+    assert [study.subject_level(t) for t in (
+        "elementary_mathematics", "high_school_us_history", "college_physics",
+        "professional_law", "virology", "us_foreign_policy")] == [
+        "elementary", "high_school", "college", "professional", "other", "other"]
