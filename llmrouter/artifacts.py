@@ -20,12 +20,31 @@ class InputError(ValueError):
     """Bad user input: the message names the file and what is wrong with it."""
 
 
+def umask_mode() -> int:
+    """0o666 less the process's umask: the mode open() gives a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+# Read once, at import: os.umask can only be read by setting it, which is not thread-safe.
+FILE_MODE = umask_mode()
+
+
 def atomic_path(path: str | Path) -> tuple[Path, Path]:
-    """Return (temporary path, final path) in the same folder, so rename is atomic."""
+    """Return (temporary path, final path) in the same folder, so rename is atomic.
+
+    The temporary file gets the mode a plain open() would give (FILE_MODE), not mkstemp's
+    owner-only 0600, which the rename would carry over to the artifact: on a shared cluster
+    file system the team must be able to read the results.
+    """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
     return Path(tmp), final
 
 

@@ -24,6 +24,7 @@ class CleaningReport:
     dataset: str
     nan_scores: int = 0
     repeated_texts: int = 0
+    repeated_rows: int = 0
     n_instances: int = 0
     n_models: int = 0
 
@@ -32,6 +33,9 @@ class CleaningReport:
         out = [f"{self.dataset}: {self.n_instances} instances x {self.n_models} models"]
         if self.nan_scores:
             out.append(f"{self.dataset}: dropped {self.nan_scores} rows with a NaN score")
+        if self.repeated_rows:
+            out.append(f"{self.dataset}: dropped {self.repeated_rows} repeated (instance, model) "
+                       "rows with the same score")
         if self.repeated_texts:
             out.append(
                 f"{self.dataset}: dropped {self.repeated_texts} repeated texts (kept the first)"
@@ -112,10 +116,13 @@ def correctness_table(
 ) -> tuple[pl.DataFrame, CleaningReport]:
     """Clean one dataset's long rows into its correctness table.
 
-    Drops NaN/null scores, keeps the first instance of each repeated text (in input order,
-    as the reference code does) and marks `correct = score >= threshold`.
-    Raises InputError when an instance id, text or model is missing, when nothing is left,
-    or when nothing is correct (a threshold on another scale than the scores).
+    Drops NaN/null scores and repeated (instance, model) rows that agree, keeps the first
+    instance of each repeated text (in input order, as the reference code does) and marks
+    `correct = score >= threshold`.
+    Raises InputError when an instance id, text or model is missing or the text is blank,
+    when an instance has two texts or a (instance, model) pair two scores, when a score is
+    infinite or (with a threshold in [0, 1]) outside [0, 1], when nothing is left, or when
+    nothing is correct (a threshold on another scale than the scores).
     """
     report = CleaningReport(dataset=dataset)
     frame = frame.filter(pl.col("dataset") == dataset)
@@ -124,16 +131,25 @@ def correctness_table(
         if missing:
             raise InputError(f"dataset {dataset!r}: {missing} row(s) without a value in "
                              f"column {column!r}")
+    blank = frame.filter(pl.col("text").str.strip_chars() == "")
+    if blank.height:
+        raise InputError(f"dataset {dataset!r}: {blank.height} row(s) with a blank text, e.g. "
+                         f"instance {blank['instance_id'][0]!r}: there is nothing to embed")
     bad_score = pl.col("score").is_null() | pl.col("score").is_nan()
     report.nan_scores = frame.filter(bad_score).height
     frame = frame.filter(~bad_score)
+    check_scores(frame, dataset, threshold)
+    check_one_text(frame, dataset)
+    check_one_score(frame, dataset)
 
     instances = frame.select("instance_id", "text").unique(subset="instance_id", keep="first",
                                                            maintain_order=True)
     first = instances.unique(subset="text", keep="first", maintain_order=True)
     report.repeated_texts = instances.height - first.height
     frame = frame.filter(pl.col("instance_id").is_in(first["instance_id"].implode()))
-    frame = frame.unique(subset=["instance_id", "model"], keep="first", maintain_order=True)
+    kept = frame.unique(subset=["instance_id", "model"], keep="first", maintain_order=True)
+    report.repeated_rows = frame.height - kept.height
+    frame = kept
 
     order = first.with_row_index("_order").select("instance_id", "_order")
     frame = (
@@ -152,3 +168,45 @@ def correctness_table(
                          f"{frame['score'].min():g} to {frame['score'].max():g}, correct from "
                          f"threshold {threshold:g}): is the threshold on the scores' scale?")
     return frame, report
+
+
+def check_scores(frame: pl.DataFrame, dataset: str, threshold: float) -> None:
+    """InputError for an infinite score, or one outside [0, 1] when the threshold is in
+    [0, 1]: a score on another scale would be thresholded as if it were a share (5 correct,
+    -1 wrong) without a word. Other scales are fine with a threshold on them (e.g. 50)."""
+    infinite = frame.filter(pl.col("score").is_infinite())
+    if infinite.height:
+        raise InputError(f"dataset {dataset!r}: {infinite.height} infinite score(s), e.g. "
+                         f"instance {infinite['instance_id'][0]!r} of model "
+                         f"{infinite['model'][0]!r}")
+    if 0.0 <= threshold <= 1.0:
+        outside = frame.filter((pl.col("score") < 0.0) | (pl.col("score") > 1.0))
+        if outside.height:
+            raise InputError(
+                f"dataset {dataset!r}: {outside.height} score(s) outside [0, 1] (from "
+                f"{frame['score'].min():g} to {frame['score'].max():g}, e.g. instance "
+                f"{outside['instance_id'][0]!r} of model {outside['model'][0]!r}) while the "
+                f"threshold {threshold:g} reads them as shares: fix the scores, or put the "
+                "threshold on their scale")
+
+
+def check_one_text(frame: pl.DataFrame, dataset: str) -> None:
+    """InputError when rows of one instance carry different texts: which one is embedded
+    would depend on the rows' order."""
+    texts = frame.group_by("instance_id").agg(pl.col("text").n_unique().alias("n"))
+    several = texts.filter(pl.col("n") > 1)
+    if several.height:
+        raise InputError(f"dataset {dataset!r}: {several.height} instance(s) with more than "
+                         f"one text across rows, e.g. {sorted(several['instance_id'])[0]!r}: "
+                         "each instance_id must have one text")
+
+
+def check_one_score(frame: pl.DataFrame, dataset: str) -> None:
+    """InputError when one (instance, model) pair has rows with different scores: which one
+    counts would depend on the rows' order."""
+    scores = frame.group_by("instance_id", "model").agg(pl.col("score").n_unique().alias("n"))
+    several = scores.filter(pl.col("n") > 1).sort("instance_id", "model")
+    if several.height:
+        raise InputError(f"dataset {dataset!r}: {several.height} (instance, model) pair(s) with "
+                         f"different scores in repeated rows, e.g. instance "
+                         f"{several['instance_id'][0]!r} of model {several['model'][0]!r}")

@@ -95,6 +95,9 @@ def select_models(
             else:
                 kept.append(model)
     if not kept:
+        if all("models." in reason for reason in dropped.values()):
+            raise InputError(f"config models.include / models.exclude leave no model of the "
+                             f"{len(seen)} the datasets have: {sorted(seen)}")
         raise InputError(f"no model has results in every dataset; dropped: {dropped}")
     return kept, dropped
 
@@ -129,11 +132,17 @@ def build_pool(tables: dict[str, pl.DataFrame], models: list[str]) -> tuple[Pool
         ids.append(instance_ids)
         mats.append(matrix)
         codes.append(np.full(len(instance_ids), code, dtype=np.int32))
+    correct = np.concatenate(mats)
+    if correct.all():
+        # A threshold at or below every score (e.g. 0) makes every method's pick perfect.
+        raise InputError(f"every model is correct on every instance of all {len(datasets)} "
+                         "dataset(s): is the threshold (table.threshold, helm.metrics) above "
+                         "the lowest score?")
     pool = Pool(
         datasets=datasets,
         dataset_of=np.concatenate(codes),
         instance_ids=np.concatenate(ids).astype(str),
         models=list(models),
-        correct=np.concatenate(mats),
+        correct=correct,
     )
     return pool, dropped

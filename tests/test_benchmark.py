@@ -80,6 +80,40 @@ def test_a_threshold_under_which_nothing_is_correct_is_an_error():
         correctness_table(frame, "d", threshold=50)
 
 
+def test_repeated_rows_that_agree_are_dropped_and_counted():
+    frame = rows(("d", "i1", "t", "a", 1.0), ("d", "i1", "t", "a", 1.0),
+                 ("d", "i2", "u", "a", 0.0))
+    table, report = correctness_table(frame, "d", threshold=0.5)
+    assert table["instance_id"].to_list() == ["i1", "i2"]
+    assert report.repeated_rows == 1
+    assert any("1 repeated (instance, model) rows" in line for line in report.lines())
+
+
+@pytest.mark.parametrize(("bad_row", "message"), [
+    (("d", "i1", "t", "a", 0.0), "1 \\(instance, model\\) pair\\(s\\) with different scores.*"
+                                 "'i1' of model 'a'"),
+    (("d", "i1", "t (variant)", "b", 1.0), "1 instance\\(s\\) with more than one text.*'i1'"),
+    (("d", "i3", "   ", "a", 1.0), "1 row\\(s\\) with a blank text.*'i3'"),
+    (("d", "i3", "v", "a", float("inf")), "1 infinite score\\(s\\).*'i3' of model 'a'"),
+    (("d", "i3", "v", "a", 5.0), "1 score\\(s\\) outside \\[0, 1\\] \\(from 0 to 5.*'i3'.*"
+                                 "threshold 0.5"),
+    (("d", "i3", "v", "a", -1.0), "1 score\\(s\\) outside \\[0, 1\\] \\(from -1 to 1"),
+])
+def test_rows_whose_meaning_depends_on_their_order_or_scale_are_errors(bad_row, message):
+    good = [("d", "i1", "t", "a", 1.0), ("d", "i1", "t", "b", 0.0), ("d", "i2", "u", "a", 0.0)]
+    with pytest.raises(InputError, match=f"dataset 'd': {message}"):
+        correctness_table(rows(*good, bad_row), "d", threshold=0.5)
+    # Either order: the first row must not win silently.
+    with pytest.raises(InputError, match=f"dataset 'd': {message}"):
+        correctness_table(rows(bad_row, *good), "d", threshold=0.5)
+
+
+def test_scores_on_another_scale_are_fine_with_a_threshold_on_it():
+    frame = rows(("d", "i1", "t", "a", 80.0), ("d", "i2", "u", "a", 20.0))
+    table, _ = correctness_table(frame, "d", threshold=50)
+    assert table["correct"].to_list() == [True, False]
+
+
 def test_source_values_and_dataset_names_are_checked(tmp_path):
     words = tmp_path / "words.csv"
     words.write_text("dataset,instance_id,text,model,score\nd,i,t,m,high\n")
@@ -131,3 +165,24 @@ def test_build_pool_orders_rows_and_drops_incomplete_instances():
     np.testing.assert_array_equal(pool.correct, [[1, 1], [1, 0]])
     assert dropped == {"d0": 0, "d1": 1}
     np.testing.assert_allclose(pool.task_accuracy(), [[1, 1], [1, 0]])
+
+
+def test_a_config_that_leaves_no_model_says_so():
+    present = {"d1": {"a", "b", "c"}, "d2": {"a", "b"}}
+    with pytest.raises(InputError, match=r"models.include / models.exclude leave no model of "
+                                         r"the 3 the datasets have: \['a', 'b', 'c'\]"):
+        select_models(present, include=None, exclude=["a", "b", "c"])
+    with pytest.raises(InputError, match="models.include / models.exclude leave no model"):
+        select_models(present, include=["a"], exclude=["a"])
+    # Not the config's doing: c is chosen but lacks d2.
+    with pytest.raises(InputError, match="no model has results in every dataset"):
+        select_models(present, include=["c"], exclude=None)
+
+
+def test_a_pool_where_every_model_is_always_correct_is_an_error():
+    # threshold 0 in config: every score counts as correct, every pick is perfect.
+    d0 = rows(("d0", "z", "v", "a", 0.0), ("d0", "z", "v", "b", 1.0)).with_columns(
+        correct=pl.col("score") >= 0.0)
+    with pytest.raises(InputError, match="every model is correct on every instance of all 1 "
+                                         r"dataset\(s\).*table.threshold"):
+        build_pool({"d0": d0}, ["a", "b"])

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from llmrouter import store
-from llmrouter.artifacts import InputError, write_table
+from llmrouter.artifacts import InputError, write_table, write_text
 from llmrouter.knn import Neighbours
 from llmrouter.pool import Pool
 
@@ -141,3 +141,19 @@ def test_cells_round_trip_and_stale_index(tmp_path):
                  pool.correct)
     with pytest.raises(InputError, match="built for another pool"):
         store.read_cells(path, other)
+
+
+def test_artifacts_get_the_mode_a_plain_open_gives(tmp_path):
+    # mkstemp makes 0600 files and the rename would keep that: teammates on a shared file
+    # system could not read the results.
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    expected = plain.stat().st_mode & 0o777
+    if expected == 0o600:
+        pytest.skip("the umask (077) gives owner-only files anyway")
+    write_table(pl.DataFrame({"a": [1]}), tmp_path / "table.parquet")
+    write_text("report", tmp_path / "report.md")
+    for name in ("table.parquet", "report.md"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == expected, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.txt", "report.md",
+                                                          "table.parquet"]
