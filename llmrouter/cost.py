@@ -8,6 +8,7 @@ cost; the mean accuracy and mean cost of the picks over the tasks trace the fron
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 import numpy as np
 import polars as pl
@@ -37,6 +38,20 @@ def cheapest_within(scores: np.ndarray, cost: np.ndarray, epsilon: float,
     candidates = candidates[cost[candidates] == np.min(cost[candidates])]
     best = pick(scores[candidates], tiebreak[candidates], [names[i] for i in candidates])
     return int(candidates[best])
+
+
+def check_cost_models(cost: dict[str, float], known: Iterable[str]) -> None:
+    """Raise InputError for keys of `cost` (config cost.models) naming no model in `known`.
+
+    known: every model of the run's source, kept in the pool or dropped from it (the `model`
+    column of results/pool/models.parquet). A price list may cover models that
+    models.include / models.exclude or a missing dataset leave out, but a misspelt or foreign
+    name would otherwise be ignored in silence, and with it the cost it meant to set.
+    """
+    names = sorted(set(known))
+    unknown = sorted(set(cost) - set(names))
+    if unknown:
+        raise InputError(f"config cost.models: unknown model(s) {unknown}; known: {names}")
 
 
 def model_costs(models: list[str], cost: dict[str, float]) -> np.ndarray:

@@ -7,7 +7,7 @@ import polars as pl
 from scipy import stats
 
 from llmrouter import scores as scores_mod
-from llmrouter.cost import cost_column, routed_cost
+from llmrouter.cost import cost_column, model_costs, routed_cost
 from llmrouter.routing import ALL_METHODS, METHODS
 
 # The score each method ranks models by, as an expression over a scores table.
@@ -66,7 +66,8 @@ def summary(scores: pl.DataFrame, cost: dict[str, float] | None = None) -> pl.Da
     the true accuracies, % of tasks where the pick is BMA's, mean rank of the pick (1 = best),
     and mean cost of the picked model (null without costs; per-instance routing's is the
     routed-share-weighted cost, as in cost.frontier).
-    Only labelled tasks count.
+    Only labelled tasks count. With costs, every model of those tasks needs one (InputError
+    naming the models without one, as in cost.frontier).
     """
     scores = scores.filter(pl.col("accuracy").is_not_null())
     ranked = scores.with_columns(
@@ -81,6 +82,9 @@ def summary(scores: pl.DataFrame, cost: dict[str, float] | None = None) -> pl.Da
     # Left join: a task without a BMA pick still counts in every other column.
     chosen = chosen.join(bma, on="task", how="left")
     if cost:
+        # A pick without a cost would drop out of polars' mean: mean_cost would then cover
+        # fewer tasks than the `tasks` column says. model_costs raises, naming those models.
+        model_costs(scores["model"].unique().sort().to_list(), cost)
         chosen = chosen.with_columns(cost_column(cost))
         if "routed_share" in scores.columns:
             chosen = chosen.join(routed_cost(scores, cost), on="task", how="left").with_columns(

@@ -11,6 +11,26 @@ from typing import TextIO
 from llmrouter.artifacts import InputError
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"
+# A log record carrying this attribute (set by `warn`) also reaches the terminal.
+TERMINAL = "terminal"
+
+
+def warn(message: str) -> None:
+    """Log a warning that run_logged also prints to the terminal: for input a job accepts but
+    the user most likely did not mean, which a line in the job's log alone would hide."""
+    logging.warning("%s", message, extra={TERMINAL: True})
+
+
+class _TerminalHandler(logging.Handler):
+    """Prints `warn`'s records to `terminal` as one line, shaped like run_logged's errors."""
+
+    def __init__(self, terminal: TextIO, log_path: str) -> None:
+        super().__init__(logging.WARNING)
+        self.terminal, self.log_path = terminal, log_path
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, TERMINAL, False):
+            print(f"WARNING: {record.getMessage()} (log: {self.log_path})", file=self.terminal)
 
 
 @contextmanager
@@ -49,10 +69,15 @@ def run_logged(log_path: str, main: Callable[[], None]) -> None:
 
     An InputError is written to the log and to the terminal (the stderr from before the
     call) as one clear line, and the job exits with status 1 (Snakemake then removes its
-    outputs).
+    outputs). A `warn` inside `main` goes to both too, and the job goes on.
     """
     terminal = sys.stderr
     with open(log_path, "w") as handle, _output_to(handle):
+        root = logging.getLogger()
+        # Added after _output_to has set the log's handler, removed before it restores the
+        # previous ones.
+        to_terminal = _TerminalHandler(terminal, log_path)
+        root.addHandler(to_terminal)
         try:
             main()
         except InputError as error:
@@ -63,3 +88,5 @@ def run_logged(log_path: str, main: Callable[[], None]) -> None:
             # The log file closes before Python would print the traceback: write it now.
             logging.exception("job failed")
             raise
+        finally:
+            root.removeHandler(to_terminal)

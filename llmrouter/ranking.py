@@ -172,13 +172,22 @@ def ranking_markdown(
     nearest: pl.DataFrame | None = None,
     descriptor_k: int = 19,
     top: int | None = None,
+    unknown: list[str] | None = None,
 ) -> str:
     """The ranking as a Markdown page: the pick, the closeness to the benchmark (with a plain
-    warning when far), and the table from `ranking_table` (first `top` rows, or all)."""
+    warning when far), and the table from `ranking_table` (first `top` rows, or all).
+    unknown: the task file's correctness columns that name no benchmark model, said at the top
+    (a misspelt model id would otherwise just leave that model's true accuracy blank)."""
     s3_pick = pick_of(table, "S3")
     lines = [f"# Which model for `{task}`?", ""]
     lines.append(f"{n_prompts} prompts scored against {table.height} benchmark models.")
     lines.append("")
+    if unknown:
+        names = ", ".join(f"`{c}`" for c in unknown)
+        lines += [f"> **Ignored correctness column(s) of the task file: {names}.** They name "
+                  "no model scored here (a misspelt id, or a model the benchmark pool lacks), "
+                  "so they give no true accuracy; a column must be named exactly as a model "
+                  "of the ranking below.", ""]
     if s3_pick is not None:
         row = table.filter(pl.col("model") == s3_pick).row(0, named=True)
         lines.append(f"**Pick: `{s3_pick}`** (S3 = {row['s3']:.3f}: its expected accuracy on "
@@ -275,6 +284,7 @@ def rank_new_task(
     prompts: the task file (its correctness columns give the true accuracy);
     task_distances / distance_matrix: the task's row and the benchmark's matrix of OT
     distances (task, dataset, distance); costs, top: as in ranking_table / ranking_markdown.
+    The page names the correctness columns that match no benchmark model (`unknown`).
     """
     benchmark_u = pairs_rows(pairs, None).unique("dataset")["u"].to_numpy()
     row = task_distances.select(DISTANCE_COLUMNS)
@@ -286,5 +296,5 @@ def rank_new_task(
     table = ranking_table(scores, costs, given)
     markdown = ranking_markdown(task, table, prompts.height, cover,
                                 neighbour_shares(neighbours, datasets, descriptor_k),
-                                nearest_by_distance(row, task), descriptor_k, top)
+                                nearest_by_distance(row, task), descriptor_k, top, unknown)
     return NewTaskRanking(table=table, markdown=markdown, coverage=cover, unknown=unknown)

@@ -37,6 +37,12 @@ def write_pool(pool: Pool, correctness_path: str | Path, models_path: str | Path
     write_table(pl.concat([kept, gone]), models_path)
 
 
+def read_source_models(models_path: str | Path) -> list[str]:
+    """Every model of the source that `write_pool`'s model list names, kept in the pool or
+    dropped from it (config keys such as cost.models may name either)."""
+    return pl.from_arrow(read_table(models_path, ["model"]))["model"].to_list()
+
+
 def read_pool(correctness_path: str | Path, models_path: str | Path) -> Pool:
     """Inverse of `write_pool`."""
     table = read_table(correctness_path, ["dataset", "instance_id", "correct"])

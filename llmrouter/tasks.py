@@ -13,7 +13,8 @@ Optional fields (.jsonl / .csv):
 - per-model correctness: a column named exactly as a benchmark model id (e.g.
   `meta/llama-2-70b`) holding 0/1 or true/false (empty where unknown). The ranking then shows
   each such model's true accuracy on the task next to its estimate.
-Any other field is dropped (and the job's log says which).
+A field named like a model id (holding '/') whose values are not 0/1 or true/false is an
+error; any other field is dropped (and the job's log says which).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ ID_FIELDS = ("instance_id", "id")
 LABEL_FIELD = "label"
 TEXT_FIELD = "text"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Model ids read organisation/model (meta/llama-2-70b): a field holding this is taken as one.
+MODEL_ID_MARK = "/"
 
 
 def check_task_name(name: str, source: str | Path) -> str:
@@ -68,6 +71,18 @@ def find_task_files(folder: str | Path, files: dict[str, str] | None = None) -> 
             raise InputError(f"{path}: task {name!r} is also given by {found[name]}")
         found[name] = Path(path)
     return dict(sorted(found.items()))
+
+
+def skipped_files(folder: str | Path) -> list[Path]:
+    """Files in `folder` that `find_task_files` leaves out for their suffix (.parquet, .json,
+    ...), sorted; a user may have meant them as tasks. Hidden files (.gitkeep) and README
+    files are not listed: nobody means those as tasks. An absent folder has none."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return [path for path in sorted(folder.iterdir())
+            if path.is_file() and path.suffix.lower() not in TASK_SUFFIXES
+            and not path.name.startswith(".") and not path.name.upper().startswith("README")]
 
 
 def check_task_names(tasks: list[str], datasets: list[str]) -> None:
@@ -122,6 +137,12 @@ def _read_raw(path: Path) -> pl.DataFrame:
         raise InputError(f"{path}: cannot read as CSV ({error})") from error
 
 
+def _is_zero_or_one(values: pl.Series) -> pl.Series:
+    """Per value of a numeric series: is it 0 or 1 (1.0 in a CSV column of floats too)."""
+    # As Float64 on both sides: polars' is_in does not compare floats with a list of ints.
+    return values.cast(pl.Float64).is_in([0.0, 1.0])
+
+
 def _is_correctness(column: pl.Series) -> bool:
     """True when every non-null value is 0/1 or a boolean."""
     values = column.drop_nulls()
@@ -129,7 +150,17 @@ def _is_correctness(column: pl.Series) -> bool:
         return True
     if not values.dtype.is_numeric():
         return False
-    return bool(values.is_in([0, 1]).all())
+    return bool(_is_zero_or_one(values).all())
+
+
+def _first_non_correctness(column: pl.Series) -> object | None:
+    """The first non-null value that is neither 0/1 nor a boolean; None if there is none."""
+    values = column.drop_nulls()
+    if values.dtype == pl.Boolean:
+        return None
+    if values.dtype.is_numeric():
+        values = values.filter(~_is_zero_or_one(values))
+    return values[0] if values.len() else None
 
 
 def read_task_file(path: str | Path, name: str) -> tuple[pl.DataFrame, list[str]]:
@@ -140,7 +171,8 @@ def read_task_file(path: str | Path, name: str) -> tuple[pl.DataFrame, list[str]
     Table: instance_id (str), text (str), label (str, when given), then one Float64 column
     per model-correctness field (1.0 / 0.0 / null), in file order, repeated texts dropped
     (the first kept). Raises InputError naming the file when `name` is unusable, or the file
-    cannot be read, has no `text` field or holds no non-empty text.
+    cannot be read, has no `text` field, holds no non-empty text, or has a field named like a
+    model id holding something other than 0/1 or true/false.
     """
     path = Path(path)
     check_task_name(name, path)
@@ -182,8 +214,15 @@ def read_task_file(path: str | Path, name: str) -> tuple[pl.DataFrame, list[str]
             continue
         if _is_correctness(first[field]):
             columns.append(pl.col(field).cast(pl.Float64))
-        else:
-            dropped.append(field)
+            continue
+        bad = _first_non_correctness(first[field])
+        if MODEL_ID_MARK in field and bad is not None:
+            # Named like a model id, so most likely meant as its correctness: dropping it
+            # would only leave that model's true accuracy blank in the ranking.
+            raise InputError(f"{path}: field {field!r} looks like a model id but holds "
+                             f"{bad!r}; a model's correctness must be 0/1 or true/false "
+                             "(empty where unknown)")
+        dropped.append(field)
     if dropped:
         notes.append(f"{path}: ignored field(s) {dropped} (neither text, id, label nor 0/1 "
                      "model correctness)")

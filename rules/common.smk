@@ -6,7 +6,7 @@ sys.path.insert(0, workflow.basedir)
 
 from llmrouter.bandwidth import DEFAULT_GRID as DEFAULT_BANDWIDTH_GRID
 from llmrouter.benchmark import list_datasets
-from llmrouter.tasks import check_task_names, find_task_files
+from llmrouter.tasks import check_task_names, find_task_files, skipped_files
 
 # config.schema.yaml fills in every default (validate in the Snakefile), so config is indexed
 # directly: a default lives in the schema only (embedding.cache_dir has none there: its default
@@ -29,12 +29,19 @@ def benchmark_datasets():
 def new_task_files():
     """A user's new tasks (llmrouter/tasks.py): name -> prompt file, from `new_tasks`."""
     settings = config["new_tasks"]
-    if workflow.is_main_process and not Path(settings["folder"]).is_dir():
-        # A misspelt folder would otherwise surface as "no rule to produce" a task's scores.
-        print(
-            f"[new_tasks] no folder {settings['folder']!r} here: no task files read from it",
-            file=sys.stderr,
-        )
+    if workflow.is_main_process:
+        # A misspelt folder, or a task file in a format not read, would otherwise surface as
+        # "no rule to produce" a task's scores.
+        if not Path(settings["folder"]).is_dir():
+            print(
+                f"[new_tasks] no folder {settings['folder']!r} here: no task files read from it",
+                file=sys.stderr,
+            )
+        for path in skipped_files(settings["folder"]):
+            print(
+                f"[new_tasks] {path}: not a task file (.jsonl, .csv or .txt); skipped",
+                file=sys.stderr,
+            )
     found = find_task_files(settings["folder"], settings["files"])
     return {name: str(path) for name, path in found.items()}
 

@@ -1,6 +1,8 @@
 rule summarize_cost:
     input:
-        score_files,
+        scores=score_files,
+        # every model of the source, kept or dropped: what cost.models keys may name
+        models=f"{RESULTS}/pool/models.parquet",
     output:
         table=f"{RESULTS}/report/frontier.parquet",
         figure=report(

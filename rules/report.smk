@@ -1,6 +1,8 @@
 rule summarize_evaluation:
     input:
-        score_files,
+        scores=score_files,
+        # every model of the source, kept or dropped: what cost.models keys may name
+        models=f"{RESULTS}/pool/models.parquet",
     output:
         picks=f"{RESULTS}/report/picks.parquet",
         summary=f"{RESULTS}/report/summary.parquet",

@@ -72,11 +72,39 @@ def test_summary_costs_the_picks_and_the_routed_inputs():
     assert mean_cost["oracle"] == mean_cost["bma"] == pytest.approx(20.0)
     # per-instance: t1 0.5 a + 0.5 b = 15, t2 0.25 b + 0.75 c = 5.75
     assert mean_cost["per_instance"] == pytest.approx((15.0 + 5.75) / 2)
-    # without c's cost: t1 (no input goes to c) stays known, t2 does not
-    partial = evaluation.summary(picked, {"a": 10.0, "b": 20.0})
-    assert dict(zip(partial["method"], partial["mean_cost"]))["per_instance"] == \
-        pytest.approx(15.0)
     assert evaluation.summary(picked)["mean_cost"].null_count() == table.height
+
+
+def test_summary_needs_a_cost_for_every_model():
+    # c is picked by no method here, yet a mean over the priced picks only is what the audit
+    # (C16) found: with costs, every model of the labelled tasks needs one, as in frontier.
+    picked = _scores().with_columns(pick_s3=pl.col("model") == "a",
+                                    pick_oracle=pl.col("model") == "b",
+                                    pick_bma=pl.col("model") == "b")
+    with pytest.raises(InputError, match=r"cost.models: no cost for 1 model\(s\), e.g. \['c'\]"):
+        evaluation.summary(picked, {"a": 10.0, "b": 20.0})
+    # no cost configured at all (None, or the schema's default {}): mean_cost stays null
+    for costs in (None, {}):
+        assert evaluation.summary(picked, costs)["mean_cost"].null_count() == 4
+    # an unlabelled task's models need no cost: only labelled tasks count
+    unlabelled = pl.DataFrame({"task": ["t3"], "model": ["d"], "s1": [0.5], "s2": [0.5],
+                               "s3": [0.5], "accuracy": pl.Series([None], dtype=pl.Float64),
+                               "bma_score": [0.5], "routed_share": [1.0],
+                               "per_instance_accuracy": pl.Series([None], dtype=pl.Float64),
+                               "pick_s3": [True], "pick_oracle": [True], "pick_bma": [True]})
+    costs = {"a": 10.0, "b": 20.0, "c": 1.0}
+    assert evaluation.summary(pl.concat([picked, unlabelled]), costs).equals(
+        evaluation.summary(picked, costs))
+
+
+def test_cost_models_must_name_models_of_the_source():
+    # known: every model of results/pool/models.parquet, kept or dropped (here d is dropped)
+    cost.check_cost_models({"a": 1.0, "b": 2, "d": 3.0}, ["a", "b", "c", "d"])
+    cost.check_cost_models({}, ["a"])
+    with pytest.raises(InputError) as error:
+        cost.check_cost_models({"a": 1.0, "acme/ghost": 1.0, "b ": 2.0}, ["b", "a", "c", "a"])
+    assert str(error.value) == ("config cost.models: unknown model(s) ['acme/ghost', 'b ']; "
+                                "known: ['a', 'b', 'c']")
 
 
 def test_frontier_needs_every_cost(tmp_path: Path):

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from llmrouter.artifacts import InputError
-from llmrouter.logs import run_logged
+from llmrouter.logs import run_logged, warn
 
 
 def step(message: str):
@@ -63,3 +63,20 @@ def test_a_crash_is_logged_and_stderr_is_restored(tmp_path):
     text = log.read_text()
     assert "job failed" in text and "RuntimeError: boom" in text
     assert sys.stderr is stderr
+
+
+def test_warn_goes_to_log_and_terminal_and_the_job_goes_on(tmp_path, capsys):
+    stderr, handlers = sys.stderr, logging.getLogger().handlers[:]
+    log = tmp_path / "warn.log"
+
+    def main() -> None:
+        logging.warning("only in the log")
+        warn("tasks/x.csv: column 'a/b' ignored")
+        logging.info("still running")
+
+    run_logged(str(log), main)
+    text = log.read_text()
+    assert "WARNING tasks/x.csv: column 'a/b' ignored" in text and "still running" in text
+    assert capsys.readouterr().err.splitlines() == [
+        f"WARNING: tasks/x.csv: column 'a/b' ignored (log: {log})"]
+    assert sys.stderr is stderr and logging.getLogger().handlers == handlers

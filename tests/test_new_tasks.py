@@ -124,6 +124,21 @@ def test_rank_new_task_takes_benchmark_u_once_per_dataset_and_flags_unknown_colu
     assert "| biology | 75.0% | 0.3333 |" in page
     assert "| 2 | `b` | 0.700 | 0.800 | 0.600 | 0.560 |  | 0.500 |  |" in page
     assert "(1 more models in the Parquet file.)" in page
+    assert "**Ignored correctness column(s) of the task file: `alpha`, `zeta`.**" in page
+
+
+def test_ranking_markdown_names_ignored_correctness_columns():
+    # A misspelt model id (audit N4) used to leave only a line in the job's log.
+    table = ranking.ranking_table(scores_frame())
+    shares = pl.DataFrame({"dataset": ["algebra"], "share": [1.0], "mean_distance": [0.7]})
+    near = ranking.Coverage(u=0.6, u_min=0.5, u_median=0.6, u_max=0.7, far_by_u=False)
+    page = ranking.ranking_markdown("t", table, 30, near, shares, unknown=["01-ai/yi-34"])
+    head = page.split("## How close")[0]
+    assert "> **Ignored correctness column(s) of the task file: `01-ai/yi-34`.**" in head
+    assert "no true accuracy" in head
+    for unknown in (None, []):
+        assert "Ignored" not in ranking.ranking_markdown("t", table, 30, near, shares,
+                                                         unknown=unknown)
 
 
 def test_unknown_embedding_model_is_an_input_error():

@@ -38,6 +38,7 @@ def test_pool_round_trip(tmp_path):
     table = pl.read_parquet(models)
     assert table.rows() == [("m1", 0, True, ""), ("m2", 1, True, ""),
                             ("m0", None, False, "too few answers")]
+    assert store.read_source_models(models) == ["m1", "m2", "m0"]
 
 
 def test_embeddings_round_trip(tmp_path):

@@ -15,6 +15,7 @@ from llmrouter.tasks import (
     find_task_files,
     given_accuracy,
     read_task_file,
+    skipped_files,
     task_name,
 )
 
@@ -122,6 +123,58 @@ def test_find_task_files_and_names(tmp_path):
         find_task_files(folder)
     with pytest.raises(InputError, match="task name"):
         task_name(tmp_path / "bad name!.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "bad"),
+    [
+        ("words.jsonl", '{"text": "a", "01-ai/yi-34b": "yes"}\n'
+                        '{"text": "b", "01-ai/yi-34b": "no"}\n', "'yes'"),
+        ("scores.csv", "text,org/model-a\na,1\nb,0.5\nc,0\n", "0.5"),
+        ("strings.jsonl", '{"text": "a", "org/m": "1"}\n', "'1'"),
+    ],
+)
+def test_a_model_id_field_must_hold_correctness(tmp_path, name, content, bad):
+    # Audit N5: such a field was dropped as "ignored", with a note in the job's log only.
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(InputError) as error:
+        read_task_file(path, "task")
+    message = str(error.value)
+    assert message.startswith(f"{path}: field ")
+    assert f"looks like a model id but holds {bad};" in message
+    assert "0/1 or true/false" in message
+
+
+def test_other_fields_and_empty_model_fields_stay_ignored(tmp_path):
+    path = tmp_path / "extra.csv"
+    path.write_text("text,source,org/model-a,org/model-b\na,book,,1\nb,web,,0\n")
+    table, notes = read_task_file(path, "extra")
+    assert correctness_columns(table) == ["org/model-b"]
+    assert any("['source', 'org/model-a']" in n for n in notes)
+
+
+def test_a_csv_column_of_floats_is_correctness(tmp_path):
+    # polars reads 1.0 / 0.0 as Float64, whose is_in against [0, 1] raised a polars error.
+    path = tmp_path / "floats.csv"
+    path.write_text("text,org/model-a\na,1.0\nb,0.0\nc,\n")
+    table, _ = read_task_file(path, "floats")
+    assert table["org/model-a"].to_list() == [1.0, 0.0, None]
+
+
+def test_skipped_files_names_what_a_user_may_have_meant_as_a_task(tmp_path):
+    # Audit N6: tasks/p.parquet ended as Snakemake's "No rule to produce"; rules/common.smk
+    # prints one line for each of these.
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    for name in ("a.jsonl", "b.TXT", "p.parquet", "notes.md", "q.json", ".gitkeep",
+                 "README.md", "readme.txt2"):
+        (folder / name).write_text("x\n")
+    (folder / "sub.csv").mkdir()
+    assert skipped_files(folder) == [folder / "notes.md", folder / "p.parquet",
+                                     folder / "q.json"]
+    assert list(find_task_files(folder)) == ["a", "b"]
+    assert skipped_files(tmp_path / "absent") == []
 
 
 def test_a_task_may_not_take_a_benchmark_dataset_name():

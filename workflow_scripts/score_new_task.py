@@ -10,9 +10,10 @@ import polars as pl
 
 from llmrouter import ranking
 from llmrouter.artifacts import read_table, write_table, write_text
-from llmrouter.logs import run_logged
+from llmrouter.cost import check_cost_models
+from llmrouter.logs import run_logged, warn
 from llmrouter.routing import RoutingParams
-from llmrouter.store import read_distances
+from llmrouter.store import read_distances, read_source_models
 from llmrouter.task_artifacts import score_from_artifacts
 
 
@@ -20,6 +21,7 @@ def main() -> None:
     task = snakemake.wildcards.new_task  # noqa: F821
     params = RoutingParams(**snakemake.params.routing)  # noqa: F821
     inputs = snakemake.input  # noqa: F821
+    check_cost_models(snakemake.params.costs, read_source_models(inputs.models))  # noqa: F821
     scored = score_from_artifacts(task, params, pool=inputs.pool, models=inputs.models,
                                   neighbours=inputs.neighbours, pairs=inputs.pairs,
                                   bandwidth=inputs.bandwidth,
@@ -31,8 +33,9 @@ def main() -> None:
         params.descriptor_k, snakemake.params.costs, snakemake.params.top,  # noqa: F821
     )
     if ranked.unknown:
-        logging.warning("%s: correctness column(s) %s name no benchmark model; ignored",
-                        inputs.prompts, ranked.unknown)
+        source, page = snakemake.params.task_file, snakemake.output.ranking  # noqa: F821
+        warn(f"{source}: correctness column(s) {ranked.unknown} name no model scored here; "
+             f"ignored (see {page})")
     write_table(scored.scores, snakemake.output.scores)  # noqa: F821
     write_text(ranked.markdown, snakemake.output.ranking)  # noqa: F821
     cover = ranked.coverage

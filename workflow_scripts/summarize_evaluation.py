@@ -9,13 +9,18 @@ import polars as pl
 
 from llmrouter import evaluation
 from llmrouter.artifacts import read_table, write_table, write_text
+from llmrouter.cost import check_cost_models
 from llmrouter.logs import run_logged
+from llmrouter.store import read_source_models
 
 
 def main() -> None:
-    scores = pl.concat([pl.from_arrow(read_table(p)) for p in snakemake.input])  # noqa: F821
+    inputs = snakemake.input  # noqa: F821
+    costs = dict(snakemake.params.costs)  # noqa: F821
+    check_cost_models(costs, read_source_models(inputs.models))
+    scores = pl.concat([pl.from_arrow(read_table(p)) for p in inputs.scores])
     picked = evaluation.picks(scores)
-    table = evaluation.summary(scores, dict(snakemake.params.costs) or None)  # noqa: F821
+    table = evaluation.summary(scores, costs or None)
     versus = evaluation.s3_versus_bma(picked)
     title = evaluation.summary_title(snakemake.params.mode)  # noqa: F821
     write_table(picked, snakemake.output.picks)  # noqa: F821
