@@ -1,11 +1,19 @@
+import sys
+
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
+
+sys.path.insert(0, workflow.basedir)
+
+from llmrouter.config_schema import check_config
 
 
 configfile: "config.yaml"
 
 
+# Every problem as one line naming its key; validate then fills in the schema's defaults.
+check_config(config, f"{workflow.basedir}/config.schema.yaml", workflow.configfiles)
 validate(config, "config.schema.yaml")
 
 

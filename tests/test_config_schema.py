@@ -1,0 +1,55 @@
+"""The short config check run before Snakemake's validate: one line per problem, each naming
+its key, and the same verdict as validate on every config the repository ships."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+from conftest import REPO
+from llmrouter.artifacts import InputError
+from llmrouter.config_schema import check_config, schema_errors
+
+SCHEMA_PATH = REPO / "config.schema.yaml"
+SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
+BASE = {"source": "table", "table": {"path": "x.parquet"}}
+
+
+def test_every_problem_is_one_line_naming_its_key():
+    config = {**BASE, "knnn": {"k": 3}, "knn": {"k": "five"},
+              "evaluation": {"mode": "loose"}, "smoother": {"bandwidth": -0.1}}
+    assert schema_errors(config, SCHEMA) == [
+        "(top level): Additional properties are not allowed ('knnn' was unexpected)",
+        "evaluation.mode: 'loose' is not one of ['strict', 'reference']",
+        "knn.k: 'five' is not of type 'integer'",
+        "smoother.bandwidth: -0.1 is not valid under any of the given schemas",
+    ]
+
+
+def test_a_key_required_but_given_a_default_is_not_a_problem():
+    # As in Snakemake's validate, a default is filled in where `properties` is met, so before
+    # a `required` written after it (config.schema.yaml's order).
+    schema = {"type": "object", "properties": {"a": {"type": "integer", "default": 1}},
+              "required": ["a"]}
+    assert schema_errors({}, schema) == []
+    assert schema_errors({"a": "x"}, schema) == ["a: 'x' is not of type 'integer'"]
+
+
+@pytest.mark.parametrize("name", ["config.yaml", *sorted(
+    p.relative_to(REPO).as_posix() for p in (REPO / "config").glob("*.yaml"))])
+def test_the_shipped_configs_pass_and_are_left_as_given(name):
+    config = yaml.safe_load((REPO / name).read_text())
+    given = copy.deepcopy(config)
+    assert schema_errors(config, SCHEMA) == []
+    assert config == given  # validate, not this check, fills in the defaults
+    validate(config, str(SCHEMA_PATH))  # and Snakemake's own check agrees
+
+
+def test_check_config_names_the_files_and_the_schema():
+    with pytest.raises(InputError, match=r"config \(my.yaml, config.yaml\) does not match "
+                                         r"config.schema.yaml:\n  knn.k: 0 is less than"):
+        check_config({**BASE, "knn": {"k": 0}}, SCHEMA_PATH, ["my.yaml", "config.yaml"])
+    check_config(BASE, SCHEMA_PATH, ["config.yaml"])
