@@ -47,7 +47,9 @@ def scan_source_table(path: str | Path) -> pl.LazyFrame:
     """Lazily open a `table` source (Parquet or CSV) and check its columns."""
     path = Path(path)
     if not path.exists():
-        raise InputError(f"{path}: table source file does not exist")
+        # A relative path is read from the working directory (--directory), not the repo's.
+        where = "" if path.is_absolute() else f" (looked for {path.resolve()})"
+        raise InputError(f"{path}: table source file does not exist{where}")
     try:
         if path.suffix.lower() == ".csv":
             frame = pl.scan_csv(path)

@@ -47,10 +47,13 @@ def test_empty_dataset_is_an_error():
         correctness_table(frame, "d", threshold=0.5)
 
 
-def test_source_table_errors_name_the_file(tmp_path):
+def test_source_table_errors_name_the_file(tmp_path, monkeypatch):
     missing = tmp_path / "nope.parquet"
-    with pytest.raises(InputError, match="nope.parquet"):
+    with pytest.raises(InputError, match="nope.parquet: table source file does not exist$"):
         scan_source_table(missing)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError, match=f"looked for {tmp_path}/data/nope.parquet"):
+        scan_source_table("data/nope.parquet")
     bad = tmp_path / "bad.csv"
     bad.write_text("dataset,instance_id,text,model\nd,i,t,m\n")
     with pytest.raises(InputError, match=r"bad.csv: missing column\(s\) \['score'\]"):
