@@ -69,7 +69,8 @@ def run_logged(log_path: str, main: Callable[[], None]) -> None:
 
     An InputError is written to the log and to the terminal (the stderr from before the
     call) as one clear line, and the job exits with status 1 (Snakemake then removes its
-    outputs). A `warn` inside `main` goes to both too, and the job goes on.
+    outputs). A `warn` inside `main` goes to both too, and the job goes on. Ctrl-C ends the
+    job with status 130 and one line, without a traceback.
     """
     terminal = sys.stderr
     with open(log_path, "w") as handle, _output_to(handle):
@@ -84,6 +85,12 @@ def run_logged(log_path: str, main: Callable[[], None]) -> None:
             logging.error("%s", error)
             print(f"ERROR: {error} (log: {log_path})", file=terminal)
             raise SystemExit(1) from None
+        except KeyboardInterrupt:
+            # Ctrl-C reaches every job: one line each, not a traceback from deep inside torch
+            # or polars. Snakemake removes the job's outputs; the same command resumes.
+            logging.error("interrupted")
+            print(f"interrupted (log: {log_path})", file=terminal)
+            raise SystemExit(130) from None
         except Exception:
             # The log file closes before Python would print the traceback: write it now.
             logging.exception("job failed")

@@ -80,3 +80,18 @@ def test_warn_goes_to_log_and_terminal_and_the_job_goes_on(tmp_path, capsys):
     assert capsys.readouterr().err.splitlines() == [
         f"WARNING: tasks/x.csv: column 'a/b' ignored (log: {log})"]
     assert sys.stderr is stderr and logging.getLogger().handlers == handlers
+
+
+def test_ctrl_c_ends_the_job_with_one_line_and_status_130(tmp_path, capsys):
+    stderr, handlers = sys.stderr, logging.getLogger().handlers[:]
+    log = tmp_path / "interrupted.log"
+
+    def main() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exit_:
+        run_logged(str(log), main)
+    assert exit_.value.code == 130
+    assert "ERROR interrupted" in log.read_text()
+    assert capsys.readouterr().err == f"interrupted (log: {log})\n"
+    assert sys.stderr is stderr and logging.getLogger().handlers == handlers
