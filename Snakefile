@@ -6,14 +6,22 @@ min_version("9.0")
 
 sys.path.insert(0, workflow.basedir)
 
-from llmrouter.config_schema import check_config
+from llmrouter.config_schema import check_config, config_sources
 
 
 configfile: "config.yaml"
 
 
 # Every problem as one line naming its key; validate then fills in the schema's defaults.
-check_config(config, f"{workflow.basedir}/config.schema.yaml", workflow.configfiles)
+check_config(
+    config,
+    f"{workflow.basedir}/config.schema.yaml",
+    config_sources(
+        workflow.configfiles,
+        workflow.overwrite_configfiles,
+        workflow.config_settings.replace_workflow_config,
+    ),
+)
 validate(config, "config.schema.yaml")
 
 

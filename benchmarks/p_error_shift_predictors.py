@@ -62,8 +62,8 @@ PARAMS = RoutingParams(mode="strict")
 RIDGE = 10.0  # ridge penalty of the embedding and surface regressions (1 to 1000: same ranking)
 OT_BANDWIDTHS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 # The education levels MMLU subject names start with; the others share one group.
-SUBJECT_LEVELS = ("elementary", "high_school", "college", "professional")
-LEVEL_SHARES = (0.25, 0.5, 1.0)
+EDUCATION_LEVELS = ("elementary", "high_school", "college", "professional")
+EDUCATION_SHARES = (0.25, 0.5, 1.0)
 MIX_WEIGHTS = tuple(np.round(np.arange(0.0, 1.01, 0.05), 2))
 # The ablation variants whose p is mixed with agreement's (all strict, no labels of the task).
 MIX_VARIANTS = ("strict, ot, auto bandwidth", "strict, calibration, auto bandwidth", "strict")
@@ -98,9 +98,9 @@ def surface_features(text: str) -> list[float]:
             float(len(re.findall(r"\b(not|NOT|except|EXCEPT|least|LEAST)\b", text)))]
 
 
-def subject_level(task: str) -> str:
+def subject_education(task: str) -> str:
     """The education level a subject's name starts with, "other" where it names none."""
-    return next((level for level in SUBJECT_LEVELS if task.startswith(level)), "other")
+    return next((e for e in EDUCATION_LEVELS if task.startswith(e)), "other")
 
 
 def pool_vectors(results: Path, pool: Pool) -> np.ndarray:
@@ -244,8 +244,8 @@ def estimates(run: Run) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     probe, residual_emb, residual_surface, level, median = (
         np.zeros_like(run.s1) for _ in range(5))
     by_ot = [np.zeros_like(run.s1) for _ in OT_BANDWIDTHS]
-    by_level = [np.zeros_like(run.s1) for _ in LEVEL_SHARES]
-    levels = np.array([subject_level(t) for t in pool.datasets])
+    by_education = [np.zeros_like(run.s1) for _ in EDUCATION_SHARES]
+    educations = np.array([subject_education(t) for t in pool.datasets])
     by_confidence: dict[str, np.ndarray] = {}
     for code, task in enumerate(pool.datasets):
         rows, train = pool.rows(task), pool.dataset_of != code
@@ -271,10 +271,10 @@ def estimates(run: Run) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         dist = np.array([run.ot[task][d] for d in np.asarray(pool.datasets)[kept]])
         for out, bw in zip(by_ot, OT_BANDWIDTHS):
             out[code] = run.s1[code] + smoother.distance_weights(dist, bw) @ true_shift
-        same = levels[kept] == levels[code]
-        level_shift = true_shift[same].mean() if same.any() else 0.0
-        for out, share in zip(by_level, LEVEL_SHARES):
-            out[code] = run.s1[code] + share * level_shift
+        same = educations[kept] == educations[code]
+        education_shift = true_shift[same].mean() if same.any() else 0.0
+        for out, share in zip(by_education, EDUCATION_SHARES):
+            out[code] = run.s1[code] + share * education_shift
     best = int(np.argmin([p_error(run, table) for table in by_ot]))
     out = {"linear probe (ridge on embeddings, per model)": probe,
            "residual regression on embeddings": residual_emb,
@@ -282,8 +282,8 @@ def estimates(run: Run) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
            "task-level regression (S1, S2, spread, u)": level,
            f"OT neighbours' shifts (bandwidth {OT_BANDWIDTHS[best]:g}, best of grid)":
                by_ot[best]}
-    for table, share in zip(by_level, LEVEL_SHARES):
-        out[f"{share:g} x the mean shift of the subject's level"] = table
+    for table, share in zip(by_education, EDUCATION_SHARES):
+        out[f"{share:g} x the mean shift of the subject's education level"] = table
     for k in (10, 19, 38):
         params = replace(PARAMS, k=k)
         out[f"S1 from k = {k} neighbours"] = np.array(

@@ -43,6 +43,8 @@ def atomic_path(path: str | Path) -> tuple[Path, Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     try:
         os.fchmod(fd, FILE_MODE)
+    except OSError:
+        pass  # some network file systems refuse chmod: an owner-only file beats no file
     finally:
         os.close(fd)
     return Path(tmp), final

@@ -141,8 +141,9 @@ def correctness_table(
     report.nan_scores = frame.filter(bad_score).height
     frame = frame.filter(~bad_score)
     check_scores(frame, dataset, threshold)
-    check_one_text(frame, dataset)
-    check_one_score(frame, dataset)
+    check_single_value(frame, dataset, ["instance_id"], "text", "instance(s)")
+    check_single_value(frame, dataset, ["instance_id", "model"], "score",
+                       "(instance, model) pair(s)")
 
     instances = frame.select("instance_id", "text").unique(subset="instance_id", keep="first",
                                                            maintain_order=True)
@@ -192,23 +193,13 @@ def check_scores(frame: pl.DataFrame, dataset: str, threshold: float) -> None:
                 "threshold on their scale")
 
 
-def check_one_text(frame: pl.DataFrame, dataset: str) -> None:
-    """InputError when rows of one instance carry different texts: which one is embedded
-    would depend on the rows' order."""
-    texts = frame.group_by("instance_id").agg(pl.col("text").n_unique().alias("n"))
-    several = texts.filter(pl.col("n") > 1)
+def check_single_value(frame: pl.DataFrame, dataset: str, keys: list[str], column: str,
+                       what: str) -> None:
+    """InputError when rows sharing `keys` (`what` they name, e.g. "instance(s)") carry
+    different values of `column`: which one counted would depend on the rows' order."""
+    counts = frame.group_by(keys).agg(pl.col(column).n_unique().alias("n"))
+    several = counts.filter(pl.col("n") > 1).sort(keys)
     if several.height:
-        raise InputError(f"dataset {dataset!r}: {several.height} instance(s) with more than "
-                         f"one text across rows, e.g. {sorted(several['instance_id'])[0]!r}: "
-                         "each instance_id must have one text")
-
-
-def check_one_score(frame: pl.DataFrame, dataset: str) -> None:
-    """InputError when one (instance, model) pair has rows with different scores: which one
-    counts would depend on the rows' order."""
-    scores = frame.group_by("instance_id", "model").agg(pl.col("score").n_unique().alias("n"))
-    several = scores.filter(pl.col("n") > 1).sort("instance_id", "model")
-    if several.height:
-        raise InputError(f"dataset {dataset!r}: {several.height} (instance, model) pair(s) with "
-                         f"different scores in repeated rows, e.g. instance "
-                         f"{several['instance_id'][0]!r} of model {several['model'][0]!r}")
+        example = ", ".join(f"{key} {several[key][0]!r}" for key in keys)
+        raise InputError(f"dataset {dataset!r}: {several.height} {what} with different "
+                         f"{column}s in repeated rows, e.g. {example}")

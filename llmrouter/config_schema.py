@@ -45,6 +45,14 @@ def schema_errors(config: dict, schema: dict) -> list[str]:
     return lines
 
 
+def config_sources(files: list, command_line: list, replaced: bool) -> list[str]:
+    """The config files a run's config comes from, for messages: Snakemake's list of every file
+    read (`files`), less the workflow's own when --replace-workflow-config (`replaced`)
+    discarded them for the `command_line` ones."""
+    kept = [f for f in files if not replaced or f in command_line]
+    return [str(f) for f in kept]
+
+
 def check_config(config: dict, schema_path: str | Path, config_files: list[str]) -> None:
     """Raise InputError listing `schema_errors`, naming the config files the run merged."""
     with open(schema_path) as handle:

@@ -40,18 +40,22 @@ def cheapest_within(scores: np.ndarray, cost: np.ndarray, epsilon: float,
     return int(candidates[best])
 
 
-def check_cost_models(cost: dict[str, float], known: Iterable[str]) -> None:
-    """Raise InputError for keys of `cost` (config cost.models) naming no model in `known`.
+def check_cost_models(cost: dict[str, float], known: Iterable[str],
+                      named: Iterable[str] = ()) -> None:
+    """Raise InputError for keys of `cost` (config cost.models) naming no model in `known` or
+    `named`.
 
-    known: every model of the run's source, kept in the pool or dropped from it (the `model`
-    column of results/pool/models.parquet). A price list may cover models that
-    models.include / models.exclude or a missing dataset leave out, but a misspelt or foreign
-    name would otherwise be ignored in silence, and with it the cost it meant to set.
+    known: every model of the run's source with results, kept in the pool or dropped from it
+    (results/pool/models.parquet); named: the models the config names (models.include,
+    helm.models), whose results may all be missing. A price list may cover models the pool
+    leaves out, but a misspelt or foreign name would otherwise be ignored in silence, and with
+    it the cost it meant to set.
     """
-    names = sorted(set(known))
+    names = sorted(set(known) | set(named))
     unknown = sorted(set(cost) - set(names))
     if unknown:
-        raise InputError(f"config cost.models: unknown model(s) {unknown}; known: {names}")
+        raise InputError(f"config cost.models: unknown model(s) {unknown}; known (the source's "
+                         f"models with results, and those the config names): {names}")
 
 
 def model_costs(models: list[str], cost: dict[str, float]) -> np.ndarray:

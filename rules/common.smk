@@ -250,6 +250,15 @@ def cost_params():
     return dict(config["cost"])
 
 
+def models_named_in_config():
+    """Models the config names (models.include; helm.models with the HELM source): a cost.models
+    key may name one of them even when none of its results reached the pool."""
+    named = set(config["models"]["include"])
+    if config["source"] == "helm" and config["helm"]["models"] != "all":
+        named |= set(config["helm"]["models"])
+    return sorted(named)
+
+
 def cost_outputs():
     """The frontier, built when config gives per-model costs."""
     if not cost_params()["models"]:

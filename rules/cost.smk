@@ -22,5 +22,6 @@ rule summarize_cost:
         runtime=10,
     params:
         cost=cost_params(),
+        named_models=models_named_in_config(),
     script:
         "../workflow_scripts/summarize_cost.py"

@@ -69,6 +69,7 @@ rule score_new_task:
         routing=routing_params(),
         top=config["new_tasks"]["top"],
         costs=cost_params()["models"],
+        named_models=models_named_in_config(),
         task_file=new_task_file,
     script:
         "../workflow_scripts/score_new_task.py"

@@ -22,5 +22,6 @@ rule summarize_evaluation:
     params:
         mode=routing_params()["mode"],
         costs=cost_params()["models"],
+        named_models=models_named_in_config(),
     script:
         "../workflow_scripts/summarize_evaluation.py"

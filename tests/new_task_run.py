@@ -23,12 +23,15 @@ PROMPTS = [
     "Find the vertex of the parabola y = x^2 - 6x + 5.",
     "Solve |2x - 5| = 9.",
 ]
+TYPO_COLUMN = "acme/no-such-model"
+STRAY_FILE = "notes.parquet"
 _RUN: dict = {}
 
 
 def new_task_run(tmp_path_factory) -> tuple[Path, Path, pl.DataFrame]:
-    """(run folder, config, slice table): the slice, tasks/tiny_algebra.jsonl (with a label
-    and one model's correctness) and per-model costs; the target
+    """(run folder, config, slice table): the slice, tasks/tiny_algebra.jsonl (with a label,
+    one model's correctness and a correctness column naming no model), a stray Parquet file in
+    tasks/ and per-model costs; the target
     results/scores/tiny_algebra.parquet built. Later tests may build more in the folder: what
     the target alone wrote is in `first_scores()`."""
     if "dir" not in _RUN:
@@ -37,15 +40,24 @@ def new_task_run(tmp_path_factory) -> tuple[Path, Path, pl.DataFrame]:
         frame.write_parquet(directory / "slice.parquet")
         models = sorted(frame["model"].unique().to_list())
         (directory / "tasks").mkdir()
-        rows = [{"text": t, "label": "see book", models[0]: i % 2} for i, t in enumerate(PROMPTS)]
+        # TYPO_COLUMN names no model: ignored, but said on the page and the terminal.
+        rows = [{"text": t, "label": "see book", models[0]: i % 2, TYPO_COLUMN: 1}
+                for i, t in enumerate(PROMPTS)]
         (directory / "tasks" / f"{TASK}.jsonl").write_text(
             "".join(json.dumps(r) + "\n" for r in rows))
+        frame.head(3).write_parquet(directory / "tasks" / STRAY_FILE)  # not a task format
         costs = {m: float(i + 1) for i, m in enumerate(models)}
         config = write_config(directory, directory / "slice.parquet", cost={"models": costs})
-        run_workflow(config, str(directory / "results" / "scores" / f"{TASK}.parquet"))
+        done = run_workflow(config, str(directory / "results" / "scores" / f"{TASK}.parquet"))
         scores = sorted(p.name for p in (directory / "results" / "scores").iterdir())
-        _RUN.update(dir=directory, config=config, frame=frame, scores=scores)
+        _RUN.update(dir=directory, config=config, frame=frame, scores=scores,
+                    output=done.stdout + done.stderr)
     return _RUN["dir"], _RUN["config"], _RUN["frame"]
+
+
+def first_output() -> str:
+    """What new_task_run's target build printed (stdout and stderr)."""
+    return _RUN["output"]
 
 
 def first_scores() -> list[str]:

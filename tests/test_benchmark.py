@@ -93,9 +93,10 @@ def test_repeated_rows_that_agree_are_dropped_and_counted():
 
 
 @pytest.mark.parametrize(("bad_row", "message"), [
-    (("d", "i1", "t", "a", 0.0), "1 \\(instance, model\\) pair\\(s\\) with different scores.*"
-                                 "'i1' of model 'a'"),
-    (("d", "i1", "t (variant)", "b", 1.0), "1 instance\\(s\\) with more than one text.*'i1'"),
+    (("d", "i1", "t", "a", 0.0), "1 \\(instance, model\\) pair\\(s\\) with different scores in "
+                                 "repeated rows, e.g. instance_id 'i1', model 'a'"),
+    (("d", "i1", "t (variant)", "b", 1.0), "1 instance\\(s\\) with different texts in repeated "
+                                           "rows, e.g. instance_id 'i1'"),
     (("d", "i3", "   ", "a", 1.0), "1 row\\(s\\) with a blank text.*'i3'"),
     (("d", "i3", "v", "a", float("inf")), "1 infinite score\\(s\\).*'i3' of model 'a'"),
     (("d", "i3", "v", "a", 5.0), "1 score\\(s\\) outside \\[0, 1\\] \\(from 0 to 5.*'i3'.*"

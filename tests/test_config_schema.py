@@ -4,14 +4,16 @@ its key, and the same verdict as validate on every config the repository ships."
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
-from snakemake.utils import validate
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import update_config, validate
 
 from conftest import REPO
 from llmrouter.artifacts import InputError
-from llmrouter.config_schema import check_config, schema_errors
+from llmrouter.config_schema import check_config, config_sources, schema_errors
 
 SCHEMA_PATH = REPO / "config.schema.yaml"
 SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
@@ -48,8 +50,26 @@ def test_the_shipped_configs_pass_and_are_left_as_given(name):
     validate(config, str(SCHEMA_PATH))  # and Snakemake's own check agrees
 
 
+@pytest.mark.parametrize("bad", [{"knnn": {"k": 3}}, {"knn": {"k": 0}},
+                                 {"table": {"path": "x.parquet", "threshold": "half"}},
+                                 {"smoother": {"bandwidth": "automatic"}}])
+def test_a_bad_config_over_config_yaml_fails_both_checks(bad):
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    update_config(config, {**BASE, **bad})  # as --configfile merges over config.yaml
+    assert schema_errors(config, SCHEMA)
+    with pytest.raises(WorkflowError):
+        validate(config, str(SCHEMA_PATH))
+
+
 def test_check_config_names_the_files_and_the_schema():
     with pytest.raises(InputError, match=r"config \(my.yaml, config.yaml\) does not match "
                                          r"config.schema.yaml:\n  knn.k: 0 is less than"):
         check_config({**BASE, "knn": {"k": 0}}, SCHEMA_PATH, ["my.yaml", "config.yaml"])
     check_config(BASE, SCHEMA_PATH, ["config.yaml"])
+
+
+def test_config_sources_leave_out_a_replaced_workflow_config():
+    mine = Path("/runs/mine.yaml")
+    assert config_sources([mine, "config.yaml"], [mine], replaced=False) == [
+        "/runs/mine.yaml", "config.yaml"]
+    assert config_sources([mine, "config.yaml"], [mine], replaced=True) == ["/runs/mine.yaml"]

@@ -104,7 +104,12 @@ def test_cost_models_must_name_models_of_the_source():
     with pytest.raises(InputError) as error:
         cost.check_cost_models({"a": 1.0, "acme/ghost": 1.0, "b ": 2.0}, ["b", "a", "c", "a"])
     assert str(error.value) == ("config cost.models: unknown model(s) ['acme/ghost', 'b ']; "
-                                "known: ['a', 'b', 'c']")
+                                "known (the source's models with results, and those the "
+                                "config names): ['a', 'b', 'c']")
+    # A model the config names (helm.models, models.include) whose runs were all missing.
+    cost.check_cost_models({"a": 1.0, "e/gone": 2.0}, ["a"], named=["e/gone"])
+    with pytest.raises(InputError, match=r"unknown model\(s\) \['e/gone'\]"):
+        cost.check_cost_models({"a": 1.0, "e/gone": 2.0}, ["a"], named=["f/other"])
 
 
 def test_frontier_needs_every_cost(tmp_path: Path):

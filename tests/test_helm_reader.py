@@ -12,7 +12,7 @@ import pytest
 from conftest import SHARED, require_shared
 from llmrouter.artifacts import InputError
 from llmrouter.helm import reader
-from llmrouter.helm.convert import dataset_table, read_run
+from llmrouter.helm.convert import RunScores, dataset_table, read_run
 
 FIXTURES = SHARED / "helm_fixtures"
 BABI = FIXTURES / "helm_data_downloader" / "run"
@@ -160,3 +160,25 @@ def test_a_run_whose_predictions_match_no_instance_is_an_error(tmp_path):
     with pytest.raises(InputError, match=f"{tmp_path}: no instance of run {re.escape(run)} "
                                          "has a score"):
         read_run(tmp_path, files, run)
+
+
+def test_runs_that_disagree_on_an_instance_text_are_named(monkeypatch):
+    # Two models' runs from different suites whose texts of one instance differ: the
+    # correctness table refuses it, and the message names the runs and the way out.
+    runs = {"mmlu:subject=anatomy,method=multiple_choice_joint,model=a_one": ("a/one", "Q?"),
+            "mmlu:subject=anatomy,method=multiple_choice_joint,model=b_two": ("b/two", "Q (v2)?")}
+
+    def fake_read_run(folder, files, run, metrics=None):
+        model, text = runs[run]
+        rows = pl.DataFrame({"instance_id": ["id1"], "text": [text], "score": [1.0],
+                             "n_trials": [1]})
+        return RunScores(model=model, metric="exact_match", rows=rows, n_trials=1)
+
+    monkeypatch.setattr("llmrouter.helm.convert.read_run", fake_read_run)
+    downloads = pl.DataFrame([{"run": run, "suite": "v", "status": "ok", "folder": "f",
+                               "files": [], "reason": ""} for run in runs])
+    with pytest.raises(InputError, match=r"dataset 'anatomy': 1 instance\(s\) with different "
+                                         r"texts.*HELM runs \['mmlu:subject=anatomy,.*"
+                                         r"model=a_one', .*model=b_two'\]; leave a run out "
+                                         r"with helm.runs.exclude"):
+        dataset_table("anatomy", downloads)

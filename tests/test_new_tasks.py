@@ -11,11 +11,13 @@ import sys
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 
 from conftest import REPO, require_shared, run_workflow
 from llmrouter import ranking
 from llmrouter.knn import Neighbours
-from new_task_run import PROMPTS, TASK, first_scores, new_task_run
+from new_task_run import (PROMPTS, STRAY_FILE, TASK, TYPO_COLUMN, first_output, first_scores,
+                          new_task_run)
 
 
 def scores_frame() -> pl.DataFrame:
@@ -166,7 +168,7 @@ def test_new_task_target_writes_scores_and_ranking(tmp_path_factory):
     # Only the new task was scored; the benchmark datasets were embedded as the pool.
     assert first_scores() == [f"{TASK}.md", f"{TASK}.parquet"]
     prompts = pl.read_parquet(results / "tasks" / f"{TASK}.parquet")
-    assert prompts.columns == ["instance_id", "text", "label", models[0]]
+    assert prompts.columns == ["instance_id", "text", "label", models[0], TYPO_COLUMN]
     assert prompts["text"].to_list() == PROMPTS
 
     scores = pl.read_parquet(results / "scores" / f"{TASK}.parquet")
@@ -201,6 +203,31 @@ def test_new_task_target_writes_scores_and_ranking(tmp_path_factory):
         assert ("S3" in cells[-1].split(", ")) == row["pick_s3"]
     log = (results / "logs" / "score_new_task" / f"{TASK}.log").read_text()
     assert f"S3 pick {pick}" in log
+    # What was set aside is said where the user looks, not only in a job log.
+    assert f"Ignored correctness column(s) of the task file: `{TYPO_COLUMN}`" in page
+    output = first_output()
+    assert (f"WARNING: tasks/{TASK}.jsonl: correctness column(s) ['{TYPO_COLUMN}'] name no "
+            "model scored here") in output
+    assert f"[new_tasks] tasks/{STRAY_FILE}: not a task file" in output
+
+
+@pytest.mark.slow
+def test_a_cost_for_an_unknown_model_stops_the_scoring(tmp_path_factory):
+    require_shared()
+    directory, config, _ = new_task_run(tmp_path_factory)
+    settings = yaml.safe_load(config.read_text())
+    settings["cost"]["models"]["acme/ghost"] = 1.0
+    ghost = directory / "config_ghost.yaml"
+    ghost.write_text(yaml.safe_dump(settings))
+    target = str(directory / "results" / "scores" / f"{TASK}.parquet")
+    try:
+        done = run_workflow(ghost, target, check=False)
+        assert done.returncode != 0
+        assert ("ERROR: config cost.models: unknown model(s) ['acme/ghost']"
+                in done.stdout + done.stderr)
+    finally:
+        ghost.unlink()
+        run_workflow(config, target)  # the outputs the failed job removed, for later tests
 
 
 @pytest.mark.slow

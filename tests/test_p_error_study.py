@@ -64,8 +64,8 @@ def test_g_levels_rejects_g_off_the_grid():
         study.g_levels(np.array([[0.5]]))
 
 
-def test_subject_level_reads_the_level_the_name_starts_with():
-    assert [study.subject_level(t) for t in (
+def test_subject_education_reads_the_level_the_name_starts_with():
+    assert [study.subject_education(t) for t in (
         "elementary_mathematics", "high_school_us_history", "college_physics",
         "professional_law", "virology", "us_foreign_policy")] == [
         "elementary", "high_school", "college", "professional", "other", "other"]

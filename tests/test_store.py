@@ -158,3 +158,13 @@ def test_artifacts_get_the_mode_a_plain_open_gives(tmp_path):
         assert (tmp_path / name).stat().st_mode & 0o777 == expected, name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.txt", "report.md",
                                                           "table.parquet"]
+
+
+def test_a_file_system_that_refuses_chmod_still_gets_the_artifact(tmp_path, monkeypatch):
+    def refuse(fd, mode):
+        raise PermissionError("chmod not supported")
+
+    monkeypatch.setattr("llmrouter.artifacts.os.fchmod", refuse)
+    write_text("report", tmp_path / "report.md")
+    assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
+    assert (tmp_path / "report.md").read_text() == "report"

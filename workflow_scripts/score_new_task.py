@@ -21,7 +21,8 @@ def main() -> None:
     task = snakemake.wildcards.new_task  # noqa: F821
     params = RoutingParams(**snakemake.params.routing)  # noqa: F821
     inputs = snakemake.input  # noqa: F821
-    check_cost_models(snakemake.params.costs, read_source_models(inputs.models))  # noqa: F821
+    check_cost_models(snakemake.params.costs, read_source_models(inputs.models),  # noqa: F821
+                      snakemake.params.named_models)  # noqa: F821
     scored = score_from_artifacts(task, params, pool=inputs.pool, models=inputs.models,
                                   neighbours=inputs.neighbours, pairs=inputs.pairs,
                                   bandwidth=inputs.bandwidth,

@@ -17,7 +17,8 @@ from llmrouter.store import read_source_models
 def main() -> None:
     opts = snakemake.params.cost  # noqa: F821
     inputs = snakemake.input  # noqa: F821
-    cost.check_cost_models(opts["models"], read_source_models(inputs.models))
+    cost.check_cost_models(opts["models"], read_source_models(inputs.models),
+                           snakemake.params.named_models)  # noqa: F821
     scores = pl.concat([pl.from_arrow(read_table(p)) for p in inputs.scores])
     table = cost.frontier(scores, opts["models"], tuple(opts["epsilons"]))
     logging.info("frontier over %d tasks:\n%s", scores["task"].n_unique(), table)

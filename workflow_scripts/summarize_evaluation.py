@@ -17,7 +17,8 @@ from llmrouter.store import read_source_models
 def main() -> None:
     inputs = snakemake.input  # noqa: F821
     costs = dict(snakemake.params.costs)  # noqa: F821
-    check_cost_models(costs, read_source_models(inputs.models))
+    check_cost_models(costs, read_source_models(inputs.models),
+                      snakemake.params.named_models)  # noqa: F821
     scores = pl.concat([pl.from_arrow(read_table(p)) for p in inputs.scores])
     picked = evaluation.picks(scores)
     table = evaluation.summary(scores, costs or None)

@@ -131,5 +131,11 @@ def dataset_table(dataset: str, downloads: pl.DataFrame, metrics: dict | None = 
     if repeated:
         raise InputError(f"dataset {dataset!r}: several runs of model(s) {repeated}; exclude "
                          "all but one with helm.runs.exclude")
-    table, report = correctness_table(dataset_rows(dataset, runs), dataset, threshold)
+    try:
+        table, report = correctness_table(dataset_rows(dataset, runs), dataset, threshold)
+    except InputError as error:
+        # The table source's message names its file; here the runs are what a user can act on.
+        names = [r["run"] for r in downloads.iter_rows(named=True) if r["status"] == "ok"]
+        raise InputError(f"{error} (HELM runs {names}; leave a run out with "
+                         "helm.runs.exclude)") from error
     return table, report, lines
