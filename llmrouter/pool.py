@@ -82,20 +82,21 @@ def select_models(
         if unknown:
             raise InputError(f"config {key}: unknown model(s) {unknown}; known: {sorted(seen)}")
     dropped: dict[str, str] = {}
-    kept = []
+    kept, chosen = [], 0
     for model in sorted(seen):
         if include and model not in include:
             dropped[model] = "not in models.include"
         elif exclude and model in exclude:
             dropped[model] = "in models.exclude"
         else:
+            chosen += 1
             missing = sorted(d for d, models in present.items() if model not in models)
             if missing:
                 dropped[model] = f"missing from {len(missing)} dataset(s): {missing[:5]}"
             else:
                 kept.append(model)
     if not kept:
-        if all("models." in reason for reason in dropped.values()):
+        if not chosen:
             raise InputError(f"config models.include / models.exclude leave no model of the "
                              f"{len(seen)} the datasets have: {sorted(seen)}")
         raise InputError(f"no model has results in every dataset; dropped: {dropped}")

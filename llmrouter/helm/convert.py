@@ -111,7 +111,7 @@ def dataset_table(dataset: str, downloads: pl.DataFrame, metrics: dict | None = 
     Runs not downloaded (`missing`, `broken`) are left out; the threshold is the scenario's.
     Returns the table, the cleaning report and lines for the log.
     """
-    lines, runs, threshold = [], [], None
+    lines, runs, names, threshold = [], [], [], None
     for record in downloads.iter_rows(named=True):
         if record["status"] != "ok":
             lines.append(f"{record['run']}: skipped ({record['status']}: {record['reason']})")
@@ -122,6 +122,7 @@ def dataset_table(dataset: str, downloads: pl.DataFrame, metrics: dict | None = 
         lines.append(f"{record['run']}: {scores.model}, {scores.rows.height} instances, "
                      f"{scores.n_trials} trial(s), metric {scores.metric}")
         runs.append(scores)
+        names.append(record["run"])
     if not runs:
         raise InputError(f"dataset {dataset!r}: none of its {downloads.height} HELM runs was "
                          "downloaded (see results/helm/missing_runs.tsv); exclude it with "
@@ -135,7 +136,6 @@ def dataset_table(dataset: str, downloads: pl.DataFrame, metrics: dict | None = 
         table, report = correctness_table(dataset_rows(dataset, runs), dataset, threshold)
     except InputError as error:
         # The table source's message names its file; here the runs are what a user can act on.
-        names = [r["run"] for r in downloads.iter_rows(named=True) if r["status"] == "ok"]
         raise InputError(f"{error} (HELM runs {names}; leave a run out with "
                          "helm.runs.exclude)") from error
     return table, report, lines
