@@ -1,5 +1,6 @@
 import sys
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -12,17 +13,21 @@ from llmrouter.config_schema import check_config, config_sources
 configfile: "config.yaml"
 
 
-# Every problem as one line naming its key; validate then fills in the schema's defaults.
-check_config(
-    config,
-    f"{workflow.basedir}/config.schema.yaml",
-    config_sources(
-        workflow.configfiles,
-        workflow.overwrite_configfiles,
-        workflow.config_settings.replace_workflow_config,
-    ),
-)
-validate(config, "config.schema.yaml")
+# validate fills in the schema's defaults but stops at the first problem and prints the whole
+# schema after it; a config it rejects is checked again for every problem, one line each.
+try:
+    validate(config, "config.schema.yaml")
+except WorkflowError:
+    check_config(
+        config,
+        f"{workflow.basedir}/config.schema.yaml",
+        config_sources(
+            workflow.configfiles,
+            workflow.overwrite_configfiles,
+            workflow.config_settings.replace_workflow_config,
+        ),
+    )
+    raise
 
 
 report: "report/workflow.rst"

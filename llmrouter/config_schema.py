@@ -2,8 +2,8 @@
 
 Snakemake's `validate` stops at the first problem and prints the whole (sub)schema after it,
 several hundred lines for a misspelt top-level key, without naming the config files. The
-check here reports every problem as `key.path: what is wrong`, then the Snakefile still calls
-`validate`, which fills in the schema's defaults.
+Snakefile calls `validate` first (it fills in the schema's defaults) and, where it fails, the
+check here, which reports every problem as `key.path: what is wrong`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The short config check run before Snakemake's validate: one line per problem, each naming
+"""The short config check run where Snakemake's validate fails: one line per problem, each naming
 its key, and the same verdict as validate on every config the repository ships."""
 
 from __future__ import annotations
