@@ -143,16 +143,6 @@ def _is_zero_or_one(values: pl.Series) -> pl.Series:
     return values.cast(pl.Float64).is_in([0.0, 1.0])
 
 
-def _is_correctness(column: pl.Series) -> bool:
-    """True when every non-null value is 0/1 or a boolean."""
-    values = column.drop_nulls()
-    if values.dtype == pl.Boolean:
-        return True
-    if not values.dtype.is_numeric():
-        return False
-    return bool(_is_zero_or_one(values).all())
-
-
 def _first_non_correctness(column: pl.Series) -> object | None:
     """The first non-null value that is neither 0/1 nor a boolean; None if there is none."""
     values = column.drop_nulls()
@@ -161,6 +151,14 @@ def _first_non_correctness(column: pl.Series) -> object | None:
     if values.dtype.is_numeric():
         values = values.filter(~_is_zero_or_one(values))
     return values[0] if values.len() else None
+
+
+def _is_correctness(column: pl.Series) -> bool:
+    """True when the column is boolean or numeric and every non-null value is 0/1 or a boolean.
+    An all-empty text column has no value `_first_non_correctness` rejects, yet is no
+    correctness column (it is dropped)."""
+    typed = column.dtype == pl.Boolean or column.dtype.is_numeric()
+    return typed and _first_non_correctness(column) is None
 
 
 def read_task_file(path: str | Path, name: str) -> tuple[pl.DataFrame, list[str]]:
