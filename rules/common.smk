@@ -2,8 +2,7 @@ import re
 import sys
 from pathlib import Path
 
-sys.path.insert(0, workflow.basedir)
-
+# llmrouter is importable: the Snakefile puts workflow.basedir on sys.path before any include.
 from llmrouter.bandwidth import DEFAULT_GRID as DEFAULT_BANDWIDTH_GRID
 from llmrouter.benchmark import list_datasets
 from llmrouter.tasks import check_task_names, find_task_files, skipped_files
