@@ -7,20 +7,38 @@ min_version("9.0")
 
 sys.path.insert(0, workflow.basedir)
 
-from llmrouter.config_schema import check_config, config_sources
+from llmrouter.config_schema import (
+    check_config,
+    command_line_typed,
+    config_sources,
+    read_schema,
+)
 
 
 configfile: "config.yaml"
 
 
+SCHEMA = f"{workflow.basedir}/config.schema.yaml"
+
+
+# --config reads a nested value as strings (knn='{"k": 10}' gives k '10'); they get the types
+# the same text has in a config file.
+config.update(
+    command_line_typed(
+        config,
+        workflow.config_settings.config,
+        read_schema(SCHEMA),
+    )
+)
+
 # validate fills in the schema's defaults but stops at the first problem and prints the whole
 # schema after it; a config it rejects is checked again for every problem, one line each.
 try:
-    validate(config, "config.schema.yaml")
+    validate(config, SCHEMA)
 except WorkflowError:
     check_config(
         config,
-        f"{workflow.basedir}/config.schema.yaml",
+        SCHEMA,
         config_sources(
             workflow.configfiles,
             workflow.overwrite_configfiles,

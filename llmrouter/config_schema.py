@@ -3,14 +3,16 @@
 Snakemake's `validate` stops at the first problem and prints the whole (sub)schema after it,
 several hundred lines for a misspelt top-level key, without naming the config files. The
 Snakefile calls `validate` first (it fills in the schema's defaults) and, where it fails, the
-check here, which reports every problem as `key.path: what is wrong`.
+check here, which reports every problem as `key.path: what is wrong`. Before either, the
+values of --config are given the types a config file would give them (`command_line_typed`).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator, validators
@@ -45,6 +47,58 @@ def schema_errors(config: dict, schema: dict) -> list[str]:
     return lines
 
 
+def _string_leaves(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
+    """(key path, value) of every string inside nested dicts and lists."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _string_leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _string_leaves(item, (*path, index))
+    elif isinstance(value, str):
+        yield path, value
+
+
+def _at(tree: Any, path: tuple) -> Any:
+    for key in path:
+        tree = tree[key]
+    return tree
+
+
+def command_line_typed(config: dict, command_line: Mapping, schema: dict) -> dict:
+    """`config` (a copy) with each string that `command_line` set replaced by its YAML value
+    wherever the schema takes that value at its place or takes neither.
+
+    Snakemake reads a nested --config value such as knn='{"k": 10}' with YAML's BaseLoader, so
+    every value inside it is a string ('10'; snakemake/snakemake#2099) and fails a schema that
+    wants a number. Read again here, it means what the same text means in a config file: k = 10,
+    bandwidth 0.1, top null; k = 0 is then reported as below the minimum, not as a string. A
+    string the schema takes as given but not as its YAML value ("true" where a string is wanted)
+    is left as given, and so is every value of a config file."""
+    typed = copy.deepcopy(config)
+    validator = Draft202012Validator(schema)
+    for path, text in _string_leaves(command_line):
+        try:
+            if not path or _at(typed, path) != text:
+                continue
+            value = yaml.safe_load(text)
+        except (KeyError, IndexError, TypeError, yaml.YAMLError):
+            continue
+        if isinstance(value, (str, dict, list)):
+            continue
+        trial = copy.deepcopy(typed)
+        _at(trial, path[:-1])[path[-1]] = value
+        # A value wrong either way is reported typed: "0 is less than the minimum of 1".
+        if not _errors_at(validator, trial, path) or _errors_at(validator, typed, path):
+            typed = trial
+    return typed
+
+
+def _errors_at(validator: Draft202012Validator, config: dict, path: tuple) -> bool:
+    return any(tuple(error.absolute_path)[:len(path)] == path
+               for error in validator.iter_errors(config))
+
+
 def config_sources(files: list, command_line: list, replaced: bool) -> list[str]:
     """The config files a run's config comes from, for messages: Snakemake's list of every file
     read (`files`), less the workflow's own when --replace-workflow-config (`replaced`)
@@ -53,10 +107,15 @@ def config_sources(files: list, command_line: list, replaced: bool) -> list[str]
     return [str(f) for f in kept]
 
 
+def read_schema(schema_path: str | Path) -> dict:
+    """The schema file as a dict."""
+    with open(schema_path) as handle:
+        return yaml.safe_load(handle)
+
+
 def check_config(config: dict, schema_path: str | Path, config_files: list[str]) -> None:
     """Raise InputError listing `schema_errors`, naming the config files the run merged."""
-    with open(schema_path) as handle:
-        schema = yaml.safe_load(handle)
+    schema = read_schema(schema_path)
     lines = schema_errors(config, schema)
     if lines:
         files = ", ".join(str(f) for f in config_files) or "no config file"

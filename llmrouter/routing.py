@@ -66,6 +66,14 @@ def task_predictions(
     return knn.predict_correctness(rows, pool.correct), knn.knn_descriptor(dists)
 
 
+def task_descriptor(neighbours: knn.Neighbours, descriptor_k: int) -> float:
+    """The descriptor u of one task's points against the whole pool: `task_predictions`' u,
+    without g, so what stores u alone (a task's row of the distance matrix) does not depend on
+    the k of g."""
+    positions = knn.first_allowed(neighbours, descriptor_k)
+    return knn.knn_descriptor(np.take_along_axis(neighbours.distance, positions, axis=1))
+
+
 def smoother_pairs(
     pool: Pool,
     neighbours: dict[str, knn.Neighbours],

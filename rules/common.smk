@@ -220,8 +220,8 @@ def ablation_routing_params():
 
 def predictor_params():
     """The kNN predictor's neighbours (k) and the descriptor u's (descriptor_k): all of
-    routing_params that a task's neighbour lists and u depend on, so that changing a later
-    setting (draws, bandwidth, ...) does not rerun the per-task OT rows."""
+    routing_params that g and u depend on (an OT row stores u, so takes descriptor_k
+    alone)."""
     return {"k": config["knn"]["k"], "descriptor_k": config["smoother"]["descriptor_k"]}
 
 

@@ -20,7 +20,7 @@ rule compute_task_distances:
     params:
         datasets=dataset_names,
         distances=distance_params(),
-        predictor=predictor_params(),
+        descriptor_k=config["smoother"]["descriptor_k"],
     script:
         "../workflow_scripts/compute_task_distances.py"
 

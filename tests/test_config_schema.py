@@ -13,7 +13,8 @@ from snakemake.utils import update_config, validate
 
 from conftest import REPO
 from llmrouter.artifacts import InputError
-from llmrouter.config_schema import check_config, config_sources, schema_errors
+from llmrouter.config_schema import (check_config, command_line_typed, config_sources,
+                                     schema_errors)
 
 SCHEMA_PATH = REPO / "config.schema.yaml"
 SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
@@ -73,3 +74,41 @@ def test_config_sources_leave_out_a_replaced_workflow_config():
     assert config_sources([mine, "config.yaml"], [mine], replaced=False) == [
         "/runs/mine.yaml", "config.yaml"]
     assert config_sources([mine, "config.yaml"], [mine], replaced=True) == ["/runs/mine.yaml"]
+
+
+def test_command_line_values_get_the_types_a_config_file_gives_them():
+    # What Snakemake's --config makes of knn='{"k": 10}' etc.: every nested value a string.
+    given = {"knn": {"k": "10"}, "smoother": {"bandwidth": "0.05", "descriptor": "ot"},
+             "ablation": {"alphas": ["0.04", "0.1"]}, "new_tasks": {"top": "null"},
+             "helm": {"release": "null", "legacy_root": "true"},
+             "cost": {"models": {"a/b": "1.5"}, "unit": "10"}, "models": {"include": ["true"]}}
+    config = copy.deepcopy({**BASE, **given})
+    typed = command_line_typed(config, given, SCHEMA)
+    assert config == {**BASE, **given}  # not modified
+    assert typed == {**BASE, "knn": {"k": 10}, "smoother": {"bandwidth": 0.05, "descriptor": "ot"},
+                     "ablation": {"alphas": [0.04, 0.1]}, "new_tasks": {"top": None},
+                     "helm": {"release": None, "legacy_root": True},
+                     "cost": {"models": {"a/b": 1.5}, "unit": "10"},
+                     "models": {"include": ["true"]}}
+    assert schema_errors(typed, SCHEMA) == []
+
+
+def test_a_bad_command_line_value_is_reported_as_its_yaml_value():
+    given = {"knn": {"k": "0"}, "smoother": {"bandwidth": "automatic"},
+             "table": {"threshold": "half"}}
+    config = {**BASE, **given, "table": {"path": "x.parquet", "threshold": "half"}}
+    assert schema_errors(command_line_typed(config, given, SCHEMA), SCHEMA) == [
+        "knn.k: 0 is less than the minimum of 1",
+        "smoother.bandwidth: 'automatic' is not valid under any of the given schemas",
+        "table.threshold: 'half' is not of type 'number'",
+    ]
+
+
+def test_a_config_file_string_is_left_as_written():
+    # knn.k: "10" in a file is quoted on purpose; only --config loses the types.
+    config = {**BASE, "knn": {"k": "10"}, "smoother": {"bandwidth": "0.05"}}
+    typed = command_line_typed(config, {"smoother": {"bandwidth": "0.05"}}, SCHEMA)
+    assert typed["knn"] == {"k": "10"} and typed["smoother"] == {"bandwidth": 0.05}
+    # Nor is a path where the config does not hold the --config string.
+    assert command_line_typed({**BASE, "knn": {"k": "five"}}, {"knn": {"k": "10"}},
+                              SCHEMA)["knn"] == {"k": "five"}

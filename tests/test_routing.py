@@ -19,6 +19,7 @@ from llmrouter.routing import (
     smoother_heldouts,
     smoother_pairs,
     task_baselines,
+    task_descriptor,
     task_predictions,
     task_scores,
 )
@@ -94,6 +95,20 @@ def test_pairs_carry_s1_and_s2_of_each_pool(synthetic):
         np.testing.assert_array_equal(shared[heldout].s1, one.s1)
         np.testing.assert_array_equal(shared[heldout].s2, one.s2)
         np.testing.assert_array_equal(shared[heldout].acc, one.acc)
+
+
+@pytest.mark.parametrize("k, descriptor_k", [(3, 4), (4, 2), (1, 1)])
+def test_task_descriptor_is_task_predictions_u_whatever_k(synthetic, k, descriptor_k):
+    pool, vectors, neighbours = synthetic
+    for name in pool.datasets:
+        _, u = task_predictions(neighbours[name], pool, RoutingParams(k=k,
+                                                                      descriptor_k=descriptor_k))
+        assert task_descriptor(neighbours[name], descriptor_k) == u
+    # and it is the mean distance to the nearest descriptor_k inputs of the other datasets
+    mine = pool.dataset_of == 0
+    dist = np.sort(1 - vectors[mine] @ vectors[~mine].T, axis=1)[:, :descriptor_k]
+    assert task_descriptor(neighbours["d0"], descriptor_k) == pytest.approx(
+        np.maximum(dist, 1e-7).mean(), abs=1e-6)
 
 
 def test_pairs_round_trip_through_frame(synthetic):

@@ -9,14 +9,13 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 from llmrouter import distances, knn
 from llmrouter.artifacts import write_table
 from llmrouter.logs import run_logged
-from llmrouter.routing import RoutingParams, task_predictions
+from llmrouter.routing import task_descriptor
 from llmrouter.store import pool_embeddings, read_embeddings, read_neighbours, read_pool
 
 
 def main() -> None:
     task = snakemake.wildcards.task  # noqa: F821
     opts = snakemake.params.distances  # noqa: F821
-    params = RoutingParams(**snakemake.params.predictor)  # noqa: F821
     pool = read_pool(snakemake.input.pool, snakemake.input.models)  # noqa: F821
     paths = dict(zip(snakemake.params.datasets, snakemake.input.embeddings))  # noqa: F821
     vectors = knn.normalize(pool_embeddings(pool, paths))
@@ -29,7 +28,7 @@ def main() -> None:
                                      task)
     row = distances.distance_row(target, clouds, opts["method"], opts["reg"])
     _, neighbours = read_neighbours(snakemake.input.neighbours)  # noqa: F821
-    _, u = task_predictions(neighbours, pool, params)
+    u = task_descriptor(neighbours, snakemake.params.descriptor_k)  # noqa: F821
     logging.info("%s: %s distances to %d tasks on <= %d points each; u = %.4f", task,
                  opts["method"], len(row), opts["max_points"], u)
     write_table(distances.row_frame(task, row, u), snakemake.output[0])  # noqa: F821
