@@ -18,8 +18,11 @@ rule fit_bandwidth:
     resources:
         mem_mb=2000,
         runtime=10,
+    # What the choice depends on beyond the pairs: draws, seeds and the fallback do not rerun it.
     params:
-        routing=routing_params(),
+        mode=routing_params()["mode"],
+        descriptor=routing_params()["descriptor"],
+        bandwidth=routing_params()["bandwidth"],
         grid=bandwidth_grid(),
     script:
         "../workflow_scripts/fit_bandwidth.py"

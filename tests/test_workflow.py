@@ -146,14 +146,20 @@ def test_changing_the_mode_reruns_only_what_depends_on_it(finished_run):
 
 def test_nested_command_line_values_mean_what_they_mean_in_a_config_file(finished_run):
     """Snakemake reads knn='{"k": 3}' as k '3' (a string); the Snakefile types it as a config
-    file would, so the run plans the change instead of failing the schema. k is g's alone: the
-    neighbour lists (k < descriptor_k), the OT rows and the embeddings stay."""
+    file would, so the run plans the change instead of failing the schema. Each change reruns
+    only what depends on it: k is g's alone (the neighbour lists, as k < descriptor_k, the OT
+    rows and the embeddings stay)."""
     config = finished_run.parent / "config.yaml"
     done = run_workflow(config, extra=("-n", "--config", 'knn={"k": 3}',
                                        'selection={"draws": 500, "threshold": 0.5}'))
     jobs = planned_jobs(done.stdout + done.stderr)
     assert jobs["fit_smoother"] == 1 and jobs["score_task"] == 6
     assert not {"find_neighbours", "compute_task_distances", "embed_dataset"} & set(jobs)
+    # The simulated draws are the fallback's alone: the pairs and the bandwidth stay.
+    done = run_workflow(config, extra=("-n", "--config", 'selection={"draws": 500}'))
+    jobs = planned_jobs(done.stdout + done.stderr)
+    assert jobs["score_task"] == 6
+    assert not {"fit_smoother", "fit_bandwidth", "plot_smoother_curves"} & set(jobs)
     # A value the schema rejects is reported as the number it is, not as a string.
     done = run_workflow(config, extra=("-n", "--config", 'knn={"k": 0}'), check=False)
     assert done.returncode != 0

@@ -12,22 +12,21 @@ import polars as pl
 from llmrouter import bandwidth
 from llmrouter.artifacts import read_table, write_table
 from llmrouter.logs import run_logged
-from llmrouter.routing import RoutingParams
 from llmrouter.store import read_ot_matrix, read_pool
 
 
 def main() -> None:
-    params = RoutingParams(**snakemake.params.routing)  # noqa: F821
+    opts = snakemake.params  # noqa: F821
     pool = read_pool(snakemake.input.pool, snakemake.input.models)  # noqa: F821
     pairs_table = pl.from_arrow(read_table(snakemake.input.pairs))  # noqa: F821
     ot_matrix = None
-    if params.descriptor == "ot":
+    if opts.descriptor == "ot":
         ot_matrix = read_ot_matrix(snakemake.input.distance_matrix)  # noqa: F821
-    table = bandwidth.fit_bandwidths(pairs_table, pool.models, pool.datasets, params.mode,
-                                     params.descriptor, params.bandwidth,
-                                     tuple(snakemake.params.grid), ot_matrix)  # noqa: F821
+    table = bandwidth.fit_bandwidths(pairs_table, pool.models, pool.datasets, opts.mode,
+                                     opts.descriptor, opts.bandwidth, tuple(opts.grid),
+                                     ot_matrix)
     logging.info("bandwidth (%s, %s): median %.4f, leave-one-task-out error median %.4f",
-                 params.descriptor, params.bandwidth, table["bandwidth"].median(),
+                 opts.descriptor, opts.bandwidth, table["bandwidth"].median(),
                  table["loo_error"].median())
     write_table(table, snakemake.output[0])  # noqa: F821
 
