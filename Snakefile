@@ -21,8 +21,8 @@ configfile: "config.yaml"
 SCHEMA = f"{workflow.basedir}/config.schema.yaml"
 
 
-# --config reads a nested value as strings (knn='{"k": 10}' gives k '10'); they get the types
-# the same text has in a config file.
+# Snakemake reads the values inside a nested --config value as strings (knn='{"k": 10}' gives
+# k '10'); each gets the type the same text has in a config file, where the schema takes it.
 config.update(
     command_line_typed(
         config,

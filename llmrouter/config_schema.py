@@ -60,6 +60,7 @@ def _string_leaves(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
 
 
 def _at(tree: Any, path: tuple) -> Any:
+    """The value at key path `path` of nested dicts and lists."""
     for key in path:
         tree = tree[key]
     return tree
@@ -95,6 +96,7 @@ def command_line_typed(config: dict, command_line: Mapping, schema: dict) -> dic
 
 
 def _errors_at(validator: Draft202012Validator, config: dict, path: tuple) -> bool:
+    """Whether `config` breaks the schema at key path `path` or below it."""
     return any(tuple(error.absolute_path)[:len(path)] == path
                for error in validator.iter_errors(config))
 
