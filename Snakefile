@@ -11,6 +11,7 @@ from llmrouter.config_schema import (
     check_config,
     command_line_typed,
     config_sources,
+    keys_sorted,
     read_schema,
 )
 
@@ -48,6 +49,9 @@ except WorkflowError:
         ),
     )
     raise
+
+# Params holding a config section then print the same, whatever order its keys were set in.
+config.update(keys_sorted(config))
 
 
 report: "report/workflow.rst"

@@ -101,6 +101,20 @@ def _errors_at(validator: Draft202012Validator, config: dict, path: tuple) -> bo
                for error in validator.iter_errors(config))
 
 
+def keys_sorted(value: Any) -> Any:
+    """`value` with the keys of every dict in it sorted (lists keep their order).
+
+    Snakemake compares a job's params with the last run's by their repr, so a section passed
+    as one param (`distances`, `embedding`) must print the same for the same values. Its order
+    would otherwise depend on where the keys were set: a key given by --config comes before
+    the schema's defaults, which validate appends."""
+    if isinstance(value, dict):
+        return {key: keys_sorted(value[key]) for key in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [keys_sorted(item) for item in value]
+    return value
+
+
 def config_sources(files: list, command_line: list, replaced: bool) -> list[str]:
     """The config files a run's config comes from, for messages: Snakemake's list of every file
     read (`files`), less the workflow's own when --replace-workflow-config (`replaced`)

@@ -54,13 +54,13 @@ def cosine_cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def ot_distance(
-    a: np.ndarray, b: np.ndarray, method: str = "emd", reg: float = 0.05
+    a: np.ndarray, b: np.ndarray, method: str = "emd", reg: float | None = 0.05
 ) -> float:
     """Optimal transport cost between the uniform clouds `a` (n_a, dim) and `b` (n_b, dim).
 
-    method "emd": exact network simplex (ot.emd2); "sinkhorn": entropic with
-    regularisation `reg` (ot.sinkhorn2, log-domain for stability). In units of cosine distance,
-    so in [0, 2]; 0 for a cloud against itself (exact), symmetric.
+    method "emd": exact network simplex (ot.emd2), which ignores `reg`; "sinkhorn": entropic
+    with regularisation `reg` (ot.sinkhorn2, log-domain for stability). In units of cosine
+    distance, so in [0, 2]; 0 for a cloud against itself (exact), symmetric.
     """
     if len(a) == 0 or len(b) == 0:
         raise ValueError("a task cloud is empty")
@@ -70,6 +70,8 @@ def ot_distance(
     if method == "emd":
         value = ot.emd2(weights_a, weights_b, cost, numItermax=1_000_000)
     elif method == "sinkhorn":
+        if reg is None:
+            raise ValueError("Sinkhorn needs a regularisation reg > 0")
         value = ot.sinkhorn2(weights_a, weights_b, cost, reg, method="sinkhorn_log",
                              numItermax=2_000, stopThr=1e-7)
     else:
@@ -78,7 +80,8 @@ def ot_distance(
 
 
 def distance_row(
-    target: np.ndarray, others: dict[str, np.ndarray], method: str = "emd", reg: float = 0.05
+    target: np.ndarray, others: dict[str, np.ndarray], method: str = "emd",
+    reg: float | None = 0.05,
 ) -> dict[str, float]:
     """OT distance of one (already subsampled) cloud to each of `others` (name -> cloud)."""
     return {name: ot_distance(target, cloud, method, reg) for name, cloud in others.items()}

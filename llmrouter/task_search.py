@@ -19,7 +19,7 @@ def task_neighbours(
     k: int,
     new_task: tuple[np.ndarray, np.ndarray] | None = None,
     cells: np.ndarray | None = None,
-    n_probe: int = 32,
+    n_probe: int | None = 32,
     block_size: int = 2048,
 ) -> tuple[np.ndarray, knn.Neighbours]:
     """(query instance ids, their neighbour lists) of `task`.
@@ -27,6 +27,8 @@ def task_neighbours(
     vectors: (n_pool, dim) unit-norm embeddings of the pool rows; k: neighbours kept per
     dataset (lists are 2k long); new_task: (instance ids, embeddings) of a task outside the
     pool; cells: the approximate index's cell of every pool row (None: exact search).
+    n_probe (cells visited per query) is read by the approximate search only, block_size
+    (queries per matrix product) by the exact search only.
     """
     query_rows = None
     if task in pool.datasets:

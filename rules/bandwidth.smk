@@ -23,6 +23,6 @@ rule fit_bandwidth:
         mode=routing_params()["mode"],
         descriptor=routing_params()["descriptor"],
         bandwidth=routing_params()["bandwidth"],
-        grid=bandwidth_grid(),
+        grid=searched_bandwidth_grid(),
     script:
         "../workflow_scripts/fit_bandwidth.py"

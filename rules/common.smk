@@ -188,6 +188,12 @@ def ann_index_input(wildcards):
     return {}
 
 
+def approximate_search_probes():
+    """knn.n_probe, which only the approximate index reads: None with exact search, so changing
+    it reruns no exact search."""
+    return config["knn"]["n_probe"] if config["knn"]["index"] == "approximate" else None
+
+
 def task_embeddings(wildcards):
     """Embeddings of the task whose neighbours are searched."""
     return f"{RESULTS}/embeddings/{wildcards.task}.parquet"
@@ -235,13 +241,23 @@ def pairs_params():
 
 
 def distance_params():
-    """How task distances are computed (OT between subsampled embedding clouds)."""
-    return dict(config["distances"])
+    """How task distances are computed (OT between subsampled embedding clouds). reg is
+    Sinkhorn's alone: None with emd, so changing it reruns no exact row."""
+    params = dict(config["distances"])
+    if params["method"] != "sinkhorn":
+        params["reg"] = None
+    return params
 
 
 def bandwidth_grid():
     """Candidate bandwidths of `smoother.bandwidth: auto` (config, else the library's)."""
     return config["smoother"]["bandwidth_grid"] or list(DEFAULT_BANDWIDTH_GRID)
+
+
+def searched_bandwidth_grid():
+    """The grid fit_bandwidth searches: none with a fixed bandwidth, so changing the grid then
+    refits nothing (the ablation's auto variant still takes it)."""
+    return bandwidth_grid() if config["smoother"]["bandwidth"] == "auto" else []
 
 
 def cost_params():

@@ -45,8 +45,7 @@ rule find_neighbours:
     params:
         datasets=dataset_names,
         n_neighbours=max(predictor_params()["k"], predictor_params()["descriptor_k"]),
-        block_size=config["knn"]["block_size"],
         index=config["knn"]["index"],
-        n_probe=config["knn"]["n_probe"],
+        n_probe=approximate_search_probes(),
     script:
         "../workflow_scripts/find_neighbours.py"

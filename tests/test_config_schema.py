@@ -14,7 +14,7 @@ from snakemake.utils import update_config, validate
 from conftest import REPO
 from llmrouter.artifacts import InputError
 from llmrouter.config_schema import (check_config, command_line_typed, config_sources,
-                                     schema_errors)
+                                     keys_sorted, schema_errors)
 
 SCHEMA_PATH = REPO / "config.schema.yaml"
 SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
@@ -112,3 +112,19 @@ def test_a_config_file_string_is_left_as_written():
     # Nor is a path where the config does not hold the --config string.
     assert command_line_typed({**BASE, "knn": {"k": "five"}}, {"knn": {"k": "10"}},
                               SCHEMA)["knn"] == {"k": "five"}
+
+
+def test_keys_sorted_makes_a_section_print_the_same_whatever_set_its_keys_first():
+    """Snakemake compares params by repr: the same settings set in another order must not
+    rerun a job."""
+    from_command_line = {"distances": {"reg": 0.5, "max_points": 500, "method": "emd"},
+                         "ablation": {"alphas": [0.1, 0.04]}}
+    from_file = {"ablation": {"alphas": [0.1, 0.04]},
+                 "distances": {"method": "emd", "max_points": 500, "reg": 0.5}}
+    assert repr(keys_sorted(from_command_line)["distances"]) == repr(
+        keys_sorted(from_file)["distances"])
+    assert list(keys_sorted(from_file)["distances"]) == ["max_points", "method", "reg"]
+    # Lists are values, not sets: their order is kept.
+    assert keys_sorted(from_file)["ablation"]["alphas"] == [0.1, 0.04]
+    # A key YAML reads as a number (a model named 7) sorts by its text, beside the names.
+    assert list(keys_sorted({"b": 1, 7: 3, "a": 2})) == [7, "a", "b"]

@@ -45,6 +45,15 @@ def test_sinkhorn_approaches_exact_as_regularisation_shrinks():
     assert tight == pytest.approx(exact, abs=0.01)
 
 
+def test_reg_is_sinkhorns_alone():
+    """The workflow passes reg None with emd (so changing it reruns nothing): emd ignores it,
+    Sinkhorn refuses to run without it."""
+    a, b = cloud(2, 25), cloud(3, 25, shift=0.3)
+    assert distances.ot_distance(a, b, "emd", reg=None) == distances.ot_distance(a, b)
+    with pytest.raises(ValueError, match="regularisation"):
+        distances.ot_distance(a, b, "sinkhorn", reg=None)
+
+
 def test_subsample_is_seeded_per_task_and_bounded():
     a = cloud(4, 100)
     first = distances.subsample(a, 30, seed=0, task="anatomy")

@@ -164,3 +164,19 @@ def test_nested_command_line_values_mean_what_they_mean_in_a_config_file(finishe
     done = run_workflow(config, extra=("-n", "--config", 'knn={"k": 0}'), check=False)
     assert done.returncode != 0
     assert "knn.k: 0 is less than the minimum of 1" in done.stdout + done.stderr
+
+
+def test_settings_a_run_does_not_read_rerun_nothing(finished_run):
+    """Memory use (block_size), settings this run does not read (n_probe with exact search,
+    reg with emd, the grid with a fixed bandwidth) and a setting given its own value again
+    leave every job done but the ablation, which searches the grid in its auto variant."""
+    config = finished_run.parent / "config.yaml"
+    # precision first: a key --config sets comes before the schema's defaults in its section.
+    done = run_workflow(config, extra=("-n", "--config", 'knn={"block_size": 7, "n_probe": 3}',
+                                       'distances={"reg": 0.5}', 'embedding={"precision": "auto"}'))
+    assert "Nothing to be done" in done.stdout + done.stderr, done.stdout + done.stderr
+    done = run_workflow(config, extra=("-n", "--config", 'smoother={"bandwidth_grid": [0.1]}'))
+    assert set(planned_jobs(done.stdout + done.stderr)) <= {"run_ablation", "all"}
+    # Where the run does read it, it reruns what it changes.
+    done = run_workflow(config, extra=("-n", "--config", 'distances={"method": "sinkhorn"}'))
+    assert planned_jobs(done.stdout + done.stderr)["compute_task_distances"] == 6

@@ -31,8 +31,11 @@ def main() -> None:
     new_task = None if task in pool.datasets else read_embeddings(snakemake.input.queries)  # noqa: F821
     cells = (read_cells(snakemake.input.index, pool)  # noqa: F821
              if params.index == "approximate" else None)
+    # Read from the config, not params: it sets memory use only, so changing it must not
+    # rerun the searches (tests/test_knn.py: results are the same for any block size).
+    block_size = snakemake.config["knn"]["block_size"]  # noqa: F821
     ids, neighbours = task_neighbours(task, pool, vectors, params.n_neighbours, new_task, cells,
-                                      params.n_probe, params.block_size)
+                                      params.n_probe, block_size)
     logging.info("%s: %d queries x %d pool rows, %d neighbours kept each (%s)", task, len(ids),
                  len(vectors), neighbours.index.shape[1], params.index)
     write_neighbours(ids, neighbours, snakemake.output[0])  # noqa: F821
