@@ -176,7 +176,7 @@ def test_settings_a_run_does_not_read_rerun_nothing(finished_run):
                                        'distances={"reg": 0.5}', 'embedding={"precision": "auto"}'))
     assert "Nothing to be done" in done.stdout + done.stderr, done.stdout + done.stderr
     done = run_workflow(config, extra=("-n", "--config", 'smoother={"bandwidth_grid": [0.1]}'))
-    assert set(planned_jobs(done.stdout + done.stderr)) <= {"run_ablation", "all"}
+    assert planned_jobs(done.stdout + done.stderr) == {"run_ablation": 1, "all": 1}
     # Where the run does read it, it reruns what it changes.
     done = run_workflow(config, extra=("-n", "--config", 'distances={"method": "sinkhorn"}'))
     assert planned_jobs(done.stdout + done.stderr)["compute_task_distances"] == 6
