@@ -102,7 +102,7 @@ def fit_bandwidths(
     datasets: list[str],
     mode: str,
     descriptor: str,
-    bandwidth: float | str,
+    bandwidth: float | str | None,
     grid: tuple[float, ...] = DEFAULT_GRID,
     ot_matrix: dict[str, dict[str, float]] | None = None,
 ) -> pl.DataFrame:

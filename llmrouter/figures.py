@@ -96,7 +96,7 @@ def fitted_knn_bandwidth(fitted: pl.DataFrame) -> float | None:
 
 
 def u_curve_bandwidth(fitted_knn: float | None, descriptor: str,
-                      configured: float | str) -> float:
+                      configured: float | str | None) -> float:
     """The sigma of the smoother figure's p-against-u curves: the fitted knn bandwidth, else
     the configured one when it is a knn sigma, else the paper's (an `ot` bandwidth is on the
     scale of OT distances, not of u)."""

@@ -26,14 +26,14 @@ class RoutingParams:
     mode: "strict" (nothing of a held-out task is used) or "reference" (the authors' code);
     descriptor: how p(t, m) finds tasks like t, "knn" (the paper's scalar u) or "ot" (OT
     distance between task clouds), or "agreement" (no smoother: S2 S1 + (1 - S2)(1 - S1),
-    bandwidth unused); a bandwidth of "auto" is chosen per task by leave-one-task-out
-    error (llmrouter.bandwidth) and read from the smoother's bandwidth table.
+    bandwidth unused, None from the workflow); a bandwidth of "auto" is chosen per task by
+    leave-one-task-out error (llmrouter.bandwidth) and read from the smoother's bandwidth table.
     """
 
     k: int = 5
     descriptor_k: int = 19
     threshold: float = 0.5
-    bandwidth: float | str = smoother.PAPER_BANDWIDTH
+    bandwidth: float | str | None = smoother.PAPER_BANDWIDTH
     fallback_share: float = 0.6
     draws: int = 1000
     seed: int = 0

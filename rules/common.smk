@@ -205,7 +205,7 @@ def routing_params():
     return {
         **predictor_params(),
         "threshold": config["selection"]["threshold"],
-        "bandwidth": config["smoother"]["bandwidth"],
+        "bandwidth": smoother_bandwidth(),
         "fallback_share": config["selection"]["fallback_share"],
         "draws": config["selection"]["draws"],
         "seed": config["selection"]["seed"],
@@ -249,15 +249,24 @@ def distance_params():
     return params
 
 
+def smoother_bandwidth():
+    """smoother.bandwidth, or None with the `agreement` descriptor, which smooths nothing: so
+    changing the bandwidth then reruns nothing."""
+    if config["smoother"]["descriptor"] == "agreement":
+        return None
+    return config["smoother"]["bandwidth"]
+
+
 def bandwidth_grid():
     """Candidate bandwidths of `smoother.bandwidth: auto` (config, else the library's)."""
     return config["smoother"]["bandwidth_grid"] or list(DEFAULT_BANDWIDTH_GRID)
 
 
 def searched_bandwidth_grid():
-    """The grid fit_bandwidth searches: none with a fixed bandwidth, so changing the grid then
-    refits nothing (the ablation's auto variant still takes it)."""
-    return bandwidth_grid() if config["smoother"]["bandwidth"] == "auto" else []
+    """The grid fit_bandwidth searches: none with a fixed bandwidth or the `agreement`
+    descriptor, so changing the grid then refits nothing (the ablation's auto variant still
+    takes it)."""
+    return bandwidth_grid() if smoother_bandwidth() == "auto" else []
 
 
 def cost_params():

@@ -180,3 +180,26 @@ def test_settings_a_run_does_not_read_rerun_nothing(finished_run):
     # Where the run does read it, it reruns what it changes.
     done = run_workflow(config, extra=("-n", "--config", 'distances={"method": "sinkhorn"}'))
     assert planned_jobs(done.stdout + done.stderr)["compute_task_distances"] == 6
+
+
+def test_agreement_descriptor_scores_by_agreement_and_ignores_the_bandwidth(tmp_path,
+                                                                          slice_table):
+    """With `descriptor: agreement`, p of each model is the agreement of its own S1 and S2 on
+    the task (no smoother), and as nothing reads the bandwidth or its grid, changing either
+    reruns no job."""
+    config = write_config(tmp_path, slice_table, smoother={"descriptor": "agreement"})
+    results = tmp_path / "results"
+    datasets = sorted(mmlu_slice()["dataset"].unique().to_list())
+    targets = [str(results / "scores" / f"{name}.parquet") for name in datasets]
+    run_workflow(config, *targets)
+    for name in datasets:
+        scores = pl.read_parquet(results / "scores" / f"{name}.parquet")
+        agreement = scores["s2"] * scores["s1"] + (1 - scores["s2"]) * (1 - scores["s1"])
+        assert (scores["p"] - agreement).abs().max() < 1e-12, name
+    fitted = pl.read_parquet(results / "smoother" / "bandwidth.parquet")
+    assert fitted["bandwidth"].is_nan().all() and not fitted["auto"].any()
+    for changed in ('smoother={"bandwidth": 0.3, "bandwidth_grid": [0.1]}',
+                    'smoother={"bandwidth": "auto"}'):
+        # -n last: --config would take the targets for settings
+        done = run_workflow(config, *targets, extra=("--config", changed, "-n"))
+        assert "Nothing to be done" in done.stdout + done.stderr, done.stdout + done.stderr
