@@ -8,6 +8,9 @@ points to the labelled ones are computed here and merged into the lists.
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import numpy as np
 
 from llmrouter import knn
@@ -21,7 +24,9 @@ def n_labelled(n: int, alpha: float, cap: int = MAX_LABELLED) -> int:
     """min(floor(alpha * n), cap): how many of a task's n points are labelled."""
     if not 0 <= alpha < 1:
         raise ValueError(f"alpha must be in [0, 1), got {alpha}")
-    return min(int(np.floor(alpha * n)), cap)
+    # With alpha as written in the config (its shortest repr), not its binary value:
+    # 0.29 * 100 is 28.999999999999996 in floats.
+    return min(math.floor(Fraction(str(float(alpha))) * n), cap)
 
 
 def labelled_split(n: int, alpha: float, seed: int, task: str) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,8 @@ A task file is `.jsonl`, `.csv` or `.txt`; the task's name is its file name with
 - .csv: a header row with a `text` column;
 - .txt: one prompt per non-empty line (no other fields).
 Optional fields (.jsonl / .csv):
-- `instance_id` (or `id`): the prompt's id, else `<name>-<line number>`;
+- `instance_id` (or `id`): the prompt's id, else `<name>-<i>` for the i-th row read (from 1;
+  blank lines are not rows);
 - `label`: the prompt's reference answer, kept in results/tasks/<name>.parquet for the user and
   never used for scoring: without a model's output, an answer says nothing about which model
   is right;
@@ -125,7 +126,9 @@ def _read_raw(path: Path) -> pl.DataFrame:
         if suffix == ".jsonl":
             return _read_jsonl(path)
         if suffix == ".csv":
-            return pl.read_csv(path, infer_schema_length=None)
+            # Ids, texts and labels as written: inferred as numbers, `007` would become 7.
+            as_written = {f: pl.String for f in (TEXT_FIELD, LABEL_FIELD, *ID_FIELDS)}
+            return pl.read_csv(path, infer_schema_length=None, schema_overrides=as_written)
         lines = path.read_text(encoding="utf-8").splitlines()
         return pl.DataFrame({TEXT_FIELD: [line for line in lines if line.strip()]},
                             schema={TEXT_FIELD: pl.String})
@@ -165,7 +168,8 @@ def read_task_file(path: str | Path, name: str) -> tuple[pl.DataFrame, list[str]
     """The table of task `name` read from `path`, and log lines saying what was dropped.
 
     name: the task's name (from `find_task_files`: the file's stem or its `new_tasks.files`
-    key), the prefix of default instance ids `<name>-<line number>`.
+    key), the prefix of default instance ids `<name>-<i>` for the i-th row read (from 1; blank
+    lines are not rows).
     Table: instance_id (str), text (str), label (str, when given), then one Float64 column
     per model-correctness field (1.0 / 0.0 / null), in file order, repeated texts dropped
     (the first kept). Raises InputError naming the file when `name` is unusable, or the file

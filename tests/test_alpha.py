@@ -24,6 +24,7 @@ def test_number_and_draw_of_labelled_points():
     assert alpha.n_labelled(140, 0.04) == 5  # 5.6 points: whole points only, rounded down
     assert alpha.n_labelled(1534, 0.1) == 50  # capped
     assert alpha.n_labelled(100, 0.0) == 0
+    assert alpha.n_labelled(100, 0.29) == 29  # 0.29 * 100 is 28.999999999999996 in floats
     labelled, rest = alpha.labelled_split(30, 0.1, seed=0, task="anatomy")
     assert len(labelled) == 3 and len(rest) == 27
     assert sorted([*labelled, *rest]) == list(range(30))

@@ -56,6 +56,17 @@ def test_csv_and_txt_get_ids_from_the_name(tmp_path):
     assert any("repeated" in n for n in notes)
 
 
+def test_csv_ids_texts_and_labels_stay_as_written(tmp_path):
+    # Inferred as integers, `007` and `7` would both read 7 (a false repeat) and 12 would
+    # read as a number where a text is expected.
+    csv = tmp_path / "codes.csv"
+    csv.write_text("id,text,label\n007,12,01\n7,what is 3 + 4?,7\n")
+    table, _ = read_task_file(csv, "codes")
+    assert table["instance_id"].to_list() == ["007", "7"]
+    assert table["text"].to_list() == ["12", "what is 3 + 4?"]
+    assert table["label"].to_list() == ["01", "7"]
+
+
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
