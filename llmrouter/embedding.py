@@ -22,10 +22,10 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 import polars as pl
@@ -172,6 +172,17 @@ def load_model(settings: EmbeddingSettings, threads: int = 1) -> SentenceTransfo
         raise InputError(f"embedding.model {settings.model!r}: cannot load it ({error})") from error
     model.max_seq_length = settings.max_seq_length
     return model
+
+
+def cache_root(config: Mapping[str, Any]) -> str:
+    """The embedding cache of a workflow config: embedding.cache_dir, else
+    <resources_dir>/embedding_cache.
+
+    Jobs read it from the config, not from rule params: the cache changes how fast a vector
+    comes, never the vector (a job embeds whatever its cache lacks), so moving it must rerun
+    nothing.
+    """
+    return config["embedding"].get("cache_dir") or f"{config['resources_dir']}/embedding_cache"
 
 
 def read_cache(cache_dir: Path, hashes: list[str]) -> dict[str, np.ndarray]:

@@ -9,7 +9,7 @@ from llmrouter.tasks import check_task_names, find_task_files, skipped_files
 
 # config.schema.yaml fills in every default (validate in the Snakefile), so config is indexed
 # directly: a default lives in the schema only (embedding.cache_dir has none there: its default
-# is under resources_dir, see embedding_cache_dir).
+# is under resources_dir, see llmrouter.embedding.cache_root).
 RESULTS = config["results"]
 RESOURCES = config["resources_dir"]
 FIGURES = f"{RESULTS}/report/figures"
@@ -77,6 +77,12 @@ def helm_run_folder(wildcards):
     return f"{RESOURCES}/helm/{project}/runs/{wildcards.suite}/{wildcards.run}"
 
 
+def helm_index_suite():
+    """helm.suite where it names the index (release null), else None: a release's
+    index lists every run's suite, so the key is unread and must rerun nothing."""
+    return None if config["helm"]["release"] else config["helm"]["suite"]
+
+
 def helm_run_list(wildcards=None):
     """The selected HELM runs (checkpoint select_helm_runs): run, suite, dataset, ..."""
     import polars as pl
@@ -124,14 +130,9 @@ def table_threshold():
 
 
 def embedding_settings():
-    """The config's embedding settings (llmrouter.embedding.EmbeddingSettings), without the
-    cache folder."""
+    """The config's embedding settings (llmrouter.embedding.EmbeddingSettings), without
+    the cache folder: jobs read it from the config (llmrouter.embedding.cache_root)."""
     return {k: v for k, v in config["embedding"].items() if k != "cache_dir"}
-
-
-def embedding_cache_dir():
-    """Where embeddings are cached: embedding.cache_dir, else under resources_dir."""
-    return config["embedding"].get("cache_dir", f"{RESOURCES}/embedding_cache")
 
 
 def embedding_files(wildcards=None):

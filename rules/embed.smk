@@ -19,7 +19,6 @@ rule embed_all_texts:
         runtime=120,
     params:
         embedding=embedding_settings(),
-        cache_dir=embedding_cache_dir(),
     script:
         "../workflow_scripts/embed_all_texts.py"
 
@@ -44,6 +43,5 @@ rule embed_dataset:
         runtime=60,
     params:
         embedding=embedding_settings(),
-        cache_dir=embedding_cache_dir(),
     script:
         "../workflow_scripts/embed_dataset.py"

@@ -15,11 +15,6 @@ if config["source"] == "helm":
         else f"{RESOURCES}/helm/{HELM['project']}/runs/{HELM['suite']}/run_specs.json"
     )
     HELM_ROOTS = project_roots(HELM["base_url"], HELM["project"], HELM["legacy_root"])
-    HELM_TRANSFER = {
-        "timeout_s": HELM["timeout_s"],
-        "retries": HELM["retries"],
-        "backoff_s": HELM["backoff_s"],
-    }
 
     if workflow.is_main_process and not Path(f"{RESULTS}/helm/runs.parquet").exists():
         # The checkpoint decides the DAG, so a dry run cannot list later jobs without it.
@@ -56,8 +51,7 @@ if config["source"] == "helm":
         params:
             roots=HELM_ROOTS,
             release=HELM["release"],
-            suite=HELM["suite"],
-            transfer=HELM_TRANSFER,
+            suite=helm_index_suite(),
         script:
             "../workflow_scripts/fetch_helm_index.py"
 
@@ -80,7 +74,7 @@ if config["source"] == "helm":
             include=HELM["runs"]["include"],
             exclude=HELM["runs"]["exclude"],
             models=HELM["models"],
-            suite=HELM["suite"],
+            suite=helm_index_suite(),
         script:
             "../workflow_scripts/select_helm_runs.py"
 
@@ -104,7 +98,6 @@ if config["source"] == "helm":
         params:
             roots=HELM_ROOTS,
             folder=helm_run_folder,
-            transfer=HELM_TRANSFER,
             on_missing=HELM["on_missing"],
         script:
             "../workflow_scripts/download_helm_run.py"

@@ -124,7 +124,8 @@ def write_tree(frame: pl.DataFrame, root: Path, project: str = "mmlu",
 class Fault:
     """A misbehaviour for requests whose decoded path contains `match`.
 
-    kind: "error500" (answer 500), "missing" (404), "truncate" (the first half of the file,
+    kind: "error500" (answer 500), "missing" (404), "throttle" (429 with `Retry-After: delay`,
+    as a rate-limited bucket answers), "truncate" (the first half of the file,
     served as if whole), "drop" (half the announced body, then the connection closes),
     "slow" (sleep `delay` s before answering). `times`: how many matching requests it hits
     (None: all of them).
@@ -185,6 +186,12 @@ def serve(root: Path, faults: list[Fault] | None = None) -> Mirror:
             fault = mirror.fault_for(path)
             if fault is not None and fault.kind == "slow":
                 time.sleep(fault.delay)
+            if fault is not None and fault.kind == "throttle":
+                self.send_response(429)
+                self.send_header("Retry-After", f"{fault.delay:g}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if fault is not None and fault.kind in ("error500", "missing"):
                 self.send_error(500 if fault.kind == "error500" else 404)
                 return

@@ -11,7 +11,7 @@ import pytest
 
 from llmrouter import embedding
 from llmrouter.artifacts import InputError
-from llmrouter.embedding import EmbeddingSettings, embed_texts
+from llmrouter.embedding import EmbeddingSettings, cache_root, embed_texts
 
 
 def cpuinfo(tmp_path: Path, flags: str) -> Path:
@@ -85,6 +85,12 @@ def test_cache_key_names_every_setting_that_changes_vectors():
 
 
 @pytest.mark.slow
+def test_the_cache_is_the_configured_folder_else_under_resources_dir():
+    assert cache_root({"embedding": {"cache_dir": "/data/vectors"}, "resources_dir": "r"}) == (
+        "/data/vectors")
+    assert cache_root({"embedding": {}, "resources_dir": "res"}) == "res/embedding_cache"
+
+
 def test_cache_embeds_each_text_once(tmp_path, monkeypatch):
     loads = []
     real_load = embedding.load_model

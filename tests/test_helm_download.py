@@ -11,10 +11,11 @@ import pytest
 from conftest import mmlu_slice
 from helm_mirror import Fault, serve, split_options, write_tree
 from llmrouter.artifacts import InputError
-from llmrouter.helm.download import (DOWNLOAD_COLUMNS, BrokenFile, HelmUnreachable, MissingFile,
-                                     RunDownload, Transfer, download_record, download_run,
-                                     fetch_index, fetch_json, file_url, project_roots,
-                                     FetchStats)
+from llmrouter.helm.download import (DOWNLOAD_COLUMNS, MAX_RETRY_AFTER_S, BrokenFile,
+                                     HelmUnreachable, MissingFile, RunDownload, Transfer,
+                                     download_record, download_run, fetch_index, fetch_json,
+                                     file_url, project_roots, retry_after_s,
+                                     transfer_settings, FetchStats)
 
 # A timeout well above a local answer's time on a loaded 2-core machine (an ordinary request
 # must never time out, or the retry counts below change), and slow faults well above it.
@@ -75,6 +76,30 @@ def test_retries_5xx_and_slow_answers(mirror, tree, tmp_path):
     assert result.status == "ok"
     assert result.stats.retries == 3  # two 500s, one timeout
     assert leftovers(tmp_path) == []
+
+
+def test_rate_limits_are_retried_after_the_wait_the_server_asks(mirror, tree, tmp_path):
+    # A 429 says "not now", not "not here": taken as missing, it would drop the model from
+    # the whole pool (a model must have every dataset).
+    run = sorted(tree[1])[0]
+    mirror.faults.append(Fault("instances.json", "throttle", times=2, delay=0.5))
+    start = time.monotonic()
+    result = download_run(project_roots(mirror.base_url, "mmlu"), "v1.0.0", run, tmp_path, FAST)
+    assert result.status == "ok" and result.stats.retries == 2
+    assert "instances.json" in result.files
+    assert time.monotonic() - start >= 1.0  # Retry-After 0.5, twice, over a 0.01 s backoff
+    assert mirror.requests[run_path(run, "instances.json")] == 3
+
+
+def test_the_retry_policy_comes_from_the_helm_section():
+    helm = {"timeout_s": 5, "retries": 2, "backoff_s": 0.5, "on_missing": "skip"}
+    assert transfer_settings(helm) == Transfer(timeout_s=5.0, retries=2, backoff_s=0.5)
+
+
+def test_retry_after_is_read_as_seconds_and_capped():
+    assert [retry_after_s(v) for v in (None, "3", "0.5", "-2", "nan", "1e9")] == [
+        0.0, 3.0, 0.5, 0.0, 0.0, MAX_RETRY_AFTER_S]
+    assert retry_after_s("Wed, 21 Oct 2026 07:28:00 GMT") == 0.0
 
 
 def test_404_is_missing_without_retry(mirror, tree, tmp_path):

@@ -158,8 +158,10 @@ def test_a_run_whose_predictions_match_no_instance_is_an_error(tmp_path):
         [{"instance_id": "id9", "train_trial_index": 0, "stats": {"exact_match": 1.0}}]))
     files = ["run_spec.json", "instances.json", "display_predictions.json"]
     with pytest.raises(InputError, match=f"{tmp_path}: no instance of run {re.escape(run)} "
-                                         "has a score"):
+                                         "has a score") as error:
         read_run(tmp_path, files, run)
+    # Files that parse are kept by the download, so --forcerun alone would fetch nothing.
+    assert "delete that folder" in str(error.value)
 
 
 def test_runs_that_disagree_on_an_instance_text_are_named(monkeypatch):

@@ -167,13 +167,16 @@ def test_nested_command_line_values_mean_what_they_mean_in_a_config_file(finishe
 
 
 def test_settings_a_run_does_not_read_rerun_nothing(finished_run):
-    """Memory use (block_size), settings this run does not read (n_probe with exact search,
-    reg with emd, the grid with a fixed bandwidth) and a setting given its own value again
-    leave every job done but the ablation, which searches the grid in its auto variant."""
+    """Memory use (block_size), where vectors are cached (a job embeds what its cache lacks),
+    settings this run does not read (n_probe with exact search, reg with emd, the grid with a
+    fixed bandwidth) and a setting given its own value again leave every job done but the
+    ablation, which searches the grid in its auto variant."""
     config = finished_run.parent / "config.yaml"
+    moved = finished_run.parent / "moved_cache"
     # precision first: a key --config sets comes before the schema's defaults in its section.
     done = run_workflow(config, extra=("-n", "--config", 'knn={"block_size": 7, "n_probe": 3}',
-                                       'distances={"reg": 0.5}', 'embedding={"precision": "auto"}'))
+                                       'distances={"reg": 0.5}',
+                                       f'embedding={{"precision": "auto", "cache_dir": "{moved}"}}'))
     assert "Nothing to be done" in done.stdout + done.stderr, done.stdout + done.stderr
     done = run_workflow(config, extra=("-n", "--config", 'smoother={"bandwidth_grid": [0.1]}'))
     assert planned_jobs(done.stdout + done.stderr) == {"run_ablation": 1, "all": 1}

@@ -7,14 +7,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from llmrouter.artifacts import write_table
-from llmrouter.helm.download import Transfer, download_record, download_run
+from llmrouter.helm.download import download_record, download_run, transfer_settings
 from llmrouter.logs import run_logged
 
 
 def main() -> None:
     params, wildcards = snakemake.params, snakemake.wildcards  # noqa: F821
     result = download_run(params.roots, wildcards.suite, wildcards.run, params.folder,
-                          Transfer(**params.transfer))
+                          transfer_settings(snakemake.config["helm"]))  # noqa: F821
     logging.info("%s", result.line())
     print(result.line(), file=sys.__stdout__, flush=True)
     record = download_record(result, params.folder, params.on_missing)

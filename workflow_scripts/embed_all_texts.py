@@ -12,7 +12,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import polars as pl
 
 from llmrouter.artifacts import read_table, write_table
-from llmrouter.embedding import (INDEX_TEXT_COLUMNS, EmbeddingSettings, embed_texts,
+from llmrouter.embedding import (INDEX_TEXT_COLUMNS, EmbeddingSettings, cache_root, embed_texts,
                                  embedding_index, index_texts)
 from llmrouter.logs import run_logged
 
@@ -22,7 +22,7 @@ def main() -> None:
                         for path in snakemake.input)  # noqa: F821
     settings = EmbeddingSettings(**snakemake.params.embedding)  # noqa: F821
     embed_texts(texts["text"].unique(maintain_order=True).to_list(), settings,
-                snakemake.params.cache_dir, threads=snakemake.threads,  # noqa: F821
+                cache_root(snakemake.config), threads=snakemake.threads,  # noqa: F821
                 progress_to=sys.__stderr__)
     write_table(embedding_index(texts, settings), snakemake.output[0])  # noqa: F821
 

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 import polars as pl
 
 from llmrouter.artifacts import read_table
-from llmrouter.embedding import embed_texts, settings_of_index
+from llmrouter.embedding import cache_root, embed_texts, settings_of_index
 from llmrouter.logs import run_logged
 from llmrouter.store import write_embeddings
 
@@ -22,7 +22,7 @@ def main() -> None:
     vectors = embed_texts(
         instances["text"].to_list(),
         settings_of_index(snakemake.params.embedding, recorded, index),  # noqa: F821
-        snakemake.params.cache_dir,  # noqa: F821
+        cache_root(snakemake.config),  # noqa: F821
         threads=snakemake.threads,  # noqa: F821
         progress_to=sys.__stderr__,
     )

@@ -6,14 +6,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-from llmrouter.helm.download import Transfer, fetch_index
+from llmrouter.helm.download import fetch_index, transfer_settings
 from llmrouter.logs import run_logged
 
 
 def main() -> None:
     params = snakemake.params  # noqa: F821
     path = fetch_index(params.roots, params.release, params.suite,
-                       Path(snakemake.output[0]), Transfer(**params.transfer))  # noqa: F821
+                       Path(snakemake.output[0]),  # noqa: F821
+                       transfer_settings(snakemake.config["helm"]))  # noqa: F821
     logging.info("HELM index saved to %s", path)
 
 

@@ -77,8 +77,10 @@ def read_run(folder: str | Path, files: list[str], run: str,
         # dataset): a run that scores nothing is broken, not empty.
         raise InputError(f"{folder}: no instance of run {run} has a score ({instances.height} "
                          f"instances, {trials.height} scored trials with metric {metric}; "
-                         "their instance ids do not match); download the run again with "
-                         "--forcerun download_helm_run, or leave it out with helm.runs.exclude")
+                         "their instance ids do not match); to download it again, delete that "
+                         "folder (files that parse are otherwise kept) and run snakemake "
+                         "--forcerun <its record in results/helm/downloads/>; or leave the run "
+                         "out with helm.runs.exclude")
     n_trials = int(rows["n_trials"].max() or 0)
     return RunScores(model=model, metric=metric, rows=rows, n_trials=n_trials)
 

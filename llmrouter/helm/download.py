@@ -17,7 +17,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -38,8 +40,14 @@ class HelmUnreachable(InputError):
     """HELM's server cannot be reached at all (no network, wrong host)."""
 
 
+# 4xx answers that say "not now" rather than "not here": rate limits and request timeouts.
+RETRY_STATUSES = frozenset({408, 425, 429})
+# The longest Retry-After honoured: a server asking for more gets a retry sooner anyway.
+MAX_RETRY_AFTER_S = 120.0
+
+
 class MissingFile(Exception):
-    """The server answered 404 (or another 4xx): the file does not exist there."""
+    """The server answered 404 (or another 4xx but 408, 425, 429): the file is not there."""
 
     def __init__(self, url: str, status: int):
         super().__init__(f"{url}: HTTP {status}")
@@ -57,6 +65,17 @@ class Transfer:
     timeout_s: float = 60.0
     retries: int = 4
     backoff_s: float = 1.0
+
+
+def transfer_settings(helm: Mapping[str, Any]) -> Transfer:
+    """The retry policy of the `helm` config section (timeout_s, retries, backoff_s).
+
+    The scripts read it from the config, not from rule params: how patiently a file is
+    fetched does not change the file, so changing it must not rerun every download and, after
+    them, the whole workflow.
+    """
+    return Transfer(timeout_s=float(helm["timeout_s"]), retries=int(helm["retries"]),
+                    backoff_s=float(helm["backoff_s"]))
 
 
 @dataclass
@@ -94,6 +113,18 @@ def valid_json(path: Path) -> bool:
     return True
 
 
+def retry_after_s(value: str | None) -> float:
+    """Seconds a Retry-After header asks to wait (0 when absent or a date), capped at
+    MAX_RETRY_AFTER_S."""
+    try:
+        seconds = float(value) if value is not None else 0.0
+    except ValueError:  # an HTTP date: the exponential backoff decides
+        return 0.0
+    if seconds != seconds:  # NaN
+        return 0.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
 def _unreachable(error: BaseException) -> bool:
     """Errors that no retry will cure: the host name does not resolve."""
     reason = getattr(error, "reason", error)
@@ -103,8 +134,10 @@ def _unreachable(error: BaseException) -> bool:
 def fetch_json(url: str, dest: str | Path, transfer: Transfer, stats: FetchStats) -> Path:
     """Download `url` to `dest` unless a valid copy is there; return `dest`.
 
-    Retries 5xx answers, broken connections, timeouts and incomplete JSON with exponential
-    backoff (backoff_s * 2**attempt). Raises MissingFile on 4xx (no retry), HelmUnreachable
+    Retries 5xx answers, rate limits (429, 408, 425), broken connections, timeouts and
+    incomplete JSON with exponential backoff (backoff_s * 2**attempt, or the server's
+    Retry-After when longer, up to MAX_RETRY_AFTER_S). Raises MissingFile on any other 4xx
+    (no retry), HelmUnreachable
     when the host does not resolve, BrokenFile when every try failed. Never leaves a partial
     file at `dest`.
     """
@@ -113,10 +146,12 @@ def fetch_json(url: str, dest: str | Path, transfer: Transfer, stats: FetchStats
         stats.cached += 1
         return dest
     last = "no attempt"
+    asked_wait = 0.0
     for attempt in range(transfer.retries + 1):
         if attempt:
             stats.retries += 1
-            time.sleep(transfer.backoff_s * 2 ** (attempt - 1))
+            time.sleep(max(transfer.backoff_s * 2 ** (attempt - 1), asked_wait))
+            asked_wait = 0.0
         tmp, final = atomic_path(dest)
         try:
             stats.requests += 1
@@ -139,9 +174,10 @@ def fetch_json(url: str, dest: str | Path, transfer: Transfer, stats: FetchStats
                 stats.bytes += size
                 return final
         except urllib.error.HTTPError as error:
-            if error.code < 500:
+            if error.code < 500 and error.code not in RETRY_STATUSES:
                 raise MissingFile(url, error.code) from None
             last = f"HTTP {error.code}"
+            asked_wait = retry_after_s(error.headers.get("Retry-After") if error.headers else None)
         except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
             if _unreachable(error):
                 raise HelmUnreachable(
