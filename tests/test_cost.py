@@ -26,7 +26,7 @@ def test_cheapest_within_epsilon():
     # a tie at the top goes to the cheaper model even at epsilon 0
     assert cost.cheapest_within(np.array([0.8, 0.8]), np.array([5.0, 1.0]), 0.0,
                                 np.zeros(2), ["a", "b"]) == 1
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="epsilon must be >= 0, got -0.1"):
         cost.cheapest_within(scores, costs, -0.1, tiebreak, names)
 
 

@@ -115,17 +115,18 @@ def test_search_equals_capped_definition(block_size, chunk_columns, exclude):
 
 
 def test_capped_and_per_dataset_selection_agree():
-    # the pruned path and the per-dataset fallback give the same lists, ties included
+    # the pruned path and the per-dataset fallback give the same lists, rows and distances,
+    # ties included (16 distinct vectors: most similarities tie)
     rng = np.random.default_rng(2)
     codes = np.repeat(np.arange(9, dtype=np.int32), rng.integers(1, 70, 9))
-    pool = knn.normalize(rng.normal(size=(len(codes), 5)).round(1))  # rounding makes ties
-    queries = knn.normalize(rng.normal(size=(30, 5)))
+    pool, queries = _tied_vectors(rng, len(codes)), _tied_vectors(rng, 30)
     sim = np.ascontiguousarray(pool @ queries.T)
     ids = np.unique(codes)
     starts = np.searchsorted(codes, ids)
     ends = np.searchsorted(codes, ids, side="right")
     pruned = knn._capped_lists(sim, starts, ends, ids, 5, 10, max_survivors=10**9)
     plain = knn._per_dataset_lists(sim, starts, ends, 5, 10)
+    np.testing.assert_array_equal(pruned[0], plain[0])
     np.testing.assert_array_equal(pruned[1], plain[1])
     assert knn._capped_lists(sim, starts, ends, ids, 5, 10, max_survivors=0) is None
 

@@ -7,14 +7,15 @@ from llmrouter import smoother
 
 
 def test_kernel_weighted_mean_matches_hand_computation():
-    u = np.array([0.1, 0.3, 0.5])
+    # Pairs placed unevenly around the target, so a plain mean or another kernel (e.g.
+    # exp(-|d| / sigma), which gives 0.6122) lands elsewhere.
+    u = np.array([0.1, 0.3, 0.6])
     acc = np.array([[1.0, 0.0], [0.5, 0.5], [0.0, 1.0]])
-    sigma = 0.2
-    w = np.exp(-((0.3 - u) ** 2) / (2 * sigma**2))
-    w /= w.sum()
-    np.testing.assert_allclose(smoother.smooth(0.3, u, acc, sigma), w @ acc)
-    # symmetric around the middle pair: both models get 0.5
-    np.testing.assert_allclose(smoother.smooth(0.3, u, acc, sigma), [0.5, 0.5])
+    sigma = 0.1
+    # Gaussian weights exp(-d^2 / 2 sigma^2) at d = 0.15, 0.05, 0.35, normalised by hand:
+    # 0.324652, 0.882497, 0.002187 (sum 1.209336).
+    np.testing.assert_allclose(smoother.smooth(0.25, u, acc, sigma), [0.633323, 0.366677],
+                               atol=1e-6)
 
 
 def test_small_bandwidth_picks_nearest_pair_and_stays_finite():
@@ -31,7 +32,7 @@ def test_large_bandwidth_is_plain_mean():
 
 
 def test_bad_bandwidth_and_empty_pairs_raise():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="bandwidth must be positive, got 0"):
         smoother.kernel_weights(0.1, np.array([0.1]), 0.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="the smoother has no fitted pairs"):
         smoother.kernel_weights(0.1, np.array([]), 0.1)
