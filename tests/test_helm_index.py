@@ -8,8 +8,8 @@ import pytest
 
 from conftest import SHARED, require_shared
 from llmrouter.artifacts import InputError
-from llmrouter.helm.index import (dataset_name, metric_for, parse_index, parse_run_name,
-                                  select_runs)
+from llmrouter.helm.index import (check_metric_scenarios, dataset_name, metric_for,
+                                  parse_index, parse_run_name, select_runs)
 
 CLASSIC_INDEX = SHARED / "helm_fixtures" / "helm_data_downloader" / "runs_to_runsuites.json"
 
@@ -43,6 +43,29 @@ def test_metrics_defaults_and_overrides():
     assert metric_for("babi_qa")["name"] == "quasi_exact_match"
     assert metric_for("narrative_qa", {"narrative_qa": {"threshold": 0.3}}) == {
         "name": "f1_score", "threshold": 0.3}
+
+
+def test_metrics_of_no_scenario_in_the_index_are_an_error():
+    index = {"mmlu:subject=anatomy,method=multiple_choice_joint,model=openai_ada": "v1",
+             "boolq:model=openai_ada": "v1"}
+    check_metric_scenarios(None, index)
+    # Every scenario of the index counts, selected or not (a config may be shared).
+    check_metric_scenarios({"mmlu": {"threshold": 0.6}, "boolq": {"name": "exact_match"}},
+                           index)
+    with pytest.raises(InputError) as error:
+        check_metric_scenarios({"MMLU": {"threshold": 0.6}, "mmlu:subject=anatomy": {},
+                                "boolq": {}}, index)
+    assert str(error.value) == ("config helm.metrics: unknown scenario(s) ['MMLU', "
+                                "'mmlu:subject=anatomy']; the index's scenarios (2): "
+                                "['boolq', 'mmlu']")
+
+
+def test_unknown_metric_scenarios_list_at_most_20_known_ones():
+    index = {f"s{i:02d}:model=m": "v1" for i in range(30)}
+    with pytest.raises(InputError) as error:
+        check_metric_scenarios({"nope": {}}, index)
+    assert str(error.value).endswith("the index's scenarios (30): "
+                                     f"{[f's{i:02d}' for i in range(20)] + ['...']}")
 
 
 def test_parse_index_shapes():

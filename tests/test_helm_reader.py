@@ -12,7 +12,7 @@ import pytest
 from conftest import SHARED, require_shared
 from llmrouter.artifacts import InputError
 from llmrouter.helm import reader
-from llmrouter.helm.convert import RunScores, dataset_table, read_run
+from llmrouter.helm.convert import RunScores, dataset_table, read_run, run_model
 
 FIXTURES = SHARED / "helm_fixtures"
 BABI = FIXTURES / "helm_data_downloader" / "run"
@@ -146,6 +146,89 @@ def test_records_in_another_format_are_named_plainly():
         reader.read_display_predictions([{"instance_id": "i", "stats": None}], "m", "p.json")
     with pytest.raises(InputError, match=r"i.json: an instance without 'id'"):
         reader.read_instances([{"split": "test"}], "i.json")
+
+
+def instance(text: object = "q", **fields: object) -> dict:
+    """An instances.json record with input `text` and two options."""
+    return {"id": "id1", "split": "test", "input": {"text": text},
+            "references": [{"output": {"text": "yes"}, "tags": []},
+                           {"output": {"text": "no"}, "tags": []}], **fields}
+
+
+@pytest.mark.parametrize("record, multiple_choice, fault", [
+    (instance({"a": 1}), False, "input.text is a dict, not a string"),
+    (instance(["a"]), False, "input.text is a list, not a string"),
+    (instance(split={"a": 1}), False, "split is a dict, not a string"),
+    (instance(id=["id1"]), False, "id is a list, not a string"),
+    ({**instance(), "references": [{"output": {"text": {"a": 1}}}]}, True,
+     "references[0].output.text is a dict, not a string"),
+])
+def test_an_instance_with_a_record_for_a_text_names_the_file(record, multiple_choice, fault):
+    with pytest.raises(InputError, match=re.escape(
+            f"i.json: an instance is not in HELM's format (TypeError: {fault})")):
+        reader.read_instances([instance(), record], "i.json", multiple_choice)
+
+
+def test_a_generation_run_with_a_record_for_a_text_names_its_instances_file(tmp_path):
+    run = "narrative_qa:model=acme_m"
+    (tmp_path / "run_spec.json").write_text(json.dumps(
+        {"adapter_spec": {"model": "acme/m", "method": "generation"}}))
+    (tmp_path / "instances.json").write_text(json.dumps([instance(), instance({"a": 1})]))
+    (tmp_path / "display_predictions.json").write_text(json.dumps(
+        [{"instance_id": "id1", "train_trial_index": 0, "stats": {"f1_score": 1.0}}]))
+    files = ["run_spec.json", "instances.json", "display_predictions.json"]
+    with pytest.raises(InputError, match=re.escape(
+            f"{tmp_path / 'instances.json'}: an instance is not in HELM's format")):
+        read_run(tmp_path, files, run)
+
+
+def test_a_text_that_is_not_unicode_names_the_instance():
+    # JSON may hold a lone surrogate; UTF-8 (polars, parquet, the log) cannot.
+    records = json.loads('[{"id": "id7", "split": "test", "input": {"text": "a \\ud800"}}]')
+    with pytest.raises(InputError, match=re.escape(
+            "i.json: the text of instance 'id7' is not valid Unicode (surrogates not allowed "
+            "at character 2)")) as error:
+        reader.read_instances(records, "i.json")
+    str(error.value).encode("utf-8")  # the message itself can be logged
+    option = json.loads('{"text": "b \\udfff"}')
+    with pytest.raises(InputError, match=r"i.json: the text of instance 'id1' is not valid"):
+        reader.read_instances([{**instance(), "references": [{"output": option}]}], "i.json",
+                              multiple_choice=True)
+    # Ids are not checked one by one for this; the frame's guard still names the file.
+    with pytest.raises(InputError, match=r"i.json: an instance has text that is not valid "
+                                         r"Unicode \(surrogates not allowed\)") as error:
+        reader.read_instances([instance(id=json.loads('"id\\ud800"'))], "i.json")
+    str(error.value).encode("utf-8")
+
+
+def test_null_fields_are_named_not_read_as_none():
+    # str(None) would make every null id the one instance "None".
+    with pytest.raises(InputError, match=r"^i.json: an instance has id null"):
+        reader.read_instances([instance(id=None), instance(id=None)], "i.json")
+    with pytest.raises(InputError, match=r"^i.json: an instance has input.text null"):
+        reader.read_instances([instance(None)], "i.json")
+    with pytest.raises(InputError, match=r"^i.json: an instance has "
+                                         r"references\[1\].output.text null"):
+        reader.read_instances([{**instance(), "references": [
+            {"output": {"text": "yes"}}, {"output": {"text": None}}]}], "i.json",
+            multiple_choice=True)
+    with pytest.raises(InputError, match=r"^p.json: a prediction has instance_id null"):
+        reader.read_display_predictions(
+            [{"instance_id": None, "stats": {"exact_match": 1.0}},
+             {"instance_id": None, "stats": {"exact_match": 0.0}}], "exact_match", "p.json")
+    with pytest.raises(InputError, match=r"^s.json: a stat has instance_id null"):
+        reader.read_per_instance_stats(
+            [{"instance_id": None, "stats": [
+                {"name": {"name": "exact_match", "split": "test"}, "count": 1, "mean": 1.0}]}],
+            "exact_match", "s.json")
+
+
+def test_a_run_spec_with_a_null_model_or_method_is_named():
+    assert run_model({"adapter_spec": {"model": "acme/m"}}, "r.json") == ("acme/m", "")
+    with pytest.raises(InputError, match=r"^r.json: the run spec has adapter_spec.model null"):
+        run_model({"adapter_spec": {"model": None, "method": "generation"}}, "r.json")
+    with pytest.raises(InputError, match=r"^r.json: the run spec has adapter_spec.method null"):
+        run_model({"adapter_spec": {"model": "acme/m", "method": None}}, "r.json")
 
 
 def test_a_run_whose_predictions_match_no_instance_is_an_error(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from llmrouter.artifacts import InputError, write_table
-from llmrouter.helm.index import parse_index, select_runs
+from llmrouter.helm.index import check_metric_scenarios, parse_index, select_runs
 from llmrouter.logs import run_logged
 
 
@@ -20,6 +20,9 @@ def main() -> None:
     except ValueError as error:
         raise InputError(f"{path}: not JSON ({error})") from None
     index = parse_index(data, path, params.suite)
+    # From the config, not a param: the check changes no output, while a changed param would
+    # rerun this checkpoint and the jobs that depend on it.
+    check_metric_scenarios(snakemake.config["helm"].get("metrics"), index)  # noqa: F821
     runs, left_out = select_runs(index, params.include, params.exclude, params.models)
     for run, why in left_out.items():
         logging.warning("%s: left out (%s)", run, why)

@@ -41,10 +41,11 @@ class RunScores:
 
 
 def run_model(run_spec: dict, source: str) -> tuple[str, str]:
-    """HELM model id (`org/name`) and adaptation method from run_spec.json."""
+    """HELM model id (`org/name`) and adaptation method ("" when absent) from run_spec.json."""
     try:
         adapter = run_spec["adapter_spec"]
-        return str(adapter["model"]), str(adapter.get("method", ""))
+        return (reader.field_text(adapter["model"], "adapter_spec.model"),
+                reader.field_text(adapter.get("method", ""), "adapter_spec.method"))
     except (KeyError, TypeError) as error:
         raise reader.format_error(source, "the run spec", error) from None
 

@@ -105,6 +105,30 @@ def metric_for(scenario: str, overrides: dict | None = None) -> dict[str, float 
     return {**chosen, **(overrides or {}).get(scenario, {})}
 
 
+def check_metric_scenarios(metrics: dict | None, index: dict[str, str]) -> None:
+    """Raise InputError for helm.metrics keys that are the scenario of no run in `index`.
+
+    metric_for looks a scenario up by its exact name, so a misspelt key (`MMLU`, a run name)
+    would leave the default metric and threshold in place without a word. The whole index
+    counts, not only the selected runs: a shared config may set metrics for scenarios that
+    helm.runs leaves out.
+    """
+    scenarios = set()
+    for run in index:
+        try:
+            scenarios.add(parse_run_name(run).scenario)
+        except InputError:
+            # Only the selected runs must parse (select_runs says which does not).
+            continue
+    unknown = [key for key in metrics or {} if key not in scenarios]
+    if not unknown:
+        return
+    known = sorted(scenarios)
+    shown = known[:20] + (["..."] if len(known) > 20 else [])
+    raise InputError(f"config helm.metrics: unknown scenario(s) {unknown}; the index's "
+                     f"scenarios ({len(known)}): {shown}")
+
+
 def parse_index(data: object, source: str, suite: str | None = None) -> dict[str, str]:
     """Run name -> suite from an index file.
 

@@ -26,22 +26,75 @@ def instance_text(instance: dict, multiple_choice: bool) -> str:
     Options are written as HELM's multiple_choice_joint prompt shows them
     ("question\\nA. first\\nB. second ...").
     """
-    text = instance["input"]["text"]
+    text = field_text(instance["input"]["text"], "input.text")
     references = instance.get("references") or []
     if multiple_choice and references:
-        options = [f"{letter}. {ref['output']['text']}"
-                   for letter, ref in zip(string.ascii_uppercase, references)]
+        options = [f"{letter}. " + field_text(ref["output"]["text"],
+                                               f"references[{i}].output.text")
+                   for i, (letter, ref) in enumerate(zip(string.ascii_uppercase, references))]
         text = "\n".join([text, *options])
     return text
 
 
+class NullFieldError(TypeError):
+    """A field of a HELM record that is null where a value belongs (format_error names it)."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field} is null")
+        self.field = field
+
+
+def field_text(value: object, field: str, kinds: tuple[type, ...] = (str,)) -> str:
+    """`value` (one of `kinds`) as text; NullFieldError for a null, TypeError for another type.
+
+    str() alone would turn a null into the text "None" (every null id one instance) and a
+    record into its repr.
+    """
+    if value is None:
+        raise NullFieldError(field)
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        raise TypeError(f"{field} is a {type(value).__name__}, not a string")
+    return str(value)
+
+
 def format_error(source: str, what: str, error: Exception) -> InputError:
     """The InputError for a record of a HELM file that is not in HELM's format: a missing
-    key is named as such, any other fault (a null or a list where a record belongs) quoted."""
+    key or a null field is named as such, any other fault (a list where a record belongs)
+    quoted."""
     if isinstance(error, KeyError):
         return InputError(f"{source}: {what} without {error} (not HELM's format)")
+    if isinstance(error, NullFieldError):
+        return InputError(f"{source}: {what} has {error.field} null (not HELM's format)")
     return InputError(f"{source}: {what} is not in HELM's format ({type(error).__name__}: "
                       f"{error})")
+
+
+def optional_text(value: object, field: str) -> str | None:
+    """A field that may be null (an instance's split), else as field_text."""
+    return None if value is None else field_text(value, field)
+
+
+def check_unicode(text: str, source: str, what: str) -> None:
+    """InputError naming `what` when `text` holds a lone surrogate (JSON allows "\\ud800"),
+    which UTF-8, and so polars and parquet, cannot store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        # The error's own message quotes the surrogate, which a UTF-8 log cannot write.
+        raise InputError(f"{source}: the text of {what} is not valid Unicode ({error.reason} "
+                         f"at character {error.start})") from None
+
+
+def build_frame(rows: list[dict], schema: dict, source: str, what: str) -> pl.DataFrame:
+    """`rows` as a DataFrame of `schema`; InputError naming `source` for a value that does not
+    fit (the readers check each field, so this is the last guard, not the usual message)."""
+    try:
+        return pl.DataFrame(rows, schema=schema)
+    except UnicodeEncodeError as error:
+        raise InputError(f"{source}: {what} has text that is not valid Unicode "
+                         f"({error.reason})") from None
+    except (pl.exceptions.PolarsError, TypeError, ValueError) as error:
+        raise format_error(source, what, error) from None
 
 
 def read_instances(instances: list, source: str, multiple_choice: bool = False) -> pl.DataFrame:
@@ -57,12 +110,15 @@ def read_instances(instances: list, source: str, multiple_choice: bool = False) 
         for instance in instances:
             if instance.get("perturbation"):
                 continue
-            rows.append({"instance_id": str(instance["id"]), "split": instance.get("split"),
-                         "text": instance_text(instance, multiple_choice)})
+            instance_id = field_text(instance["id"], "id", (str, int))
+            text = instance_text(instance, multiple_choice)
+            check_unicode(text, source, f"instance {instance_id!r}")
+            rows.append({"instance_id": instance_id,
+                         "split": optional_text(instance.get("split"), "split"), "text": text})
     except (KeyError, TypeError, AttributeError) as error:
         raise format_error(source, "an instance", error) from None
-    frame = pl.DataFrame(rows, schema={"instance_id": pl.String, "split": pl.String,
-                                       "text": pl.String})
+    frame = build_frame(rows, {"instance_id": pl.String, "split": pl.String, "text": pl.String},
+                        source, "an instance")
     return frame.unique(subset="instance_id", keep="first", maintain_order=True)
 
 
@@ -88,15 +144,16 @@ def read_display_predictions(predictions: list, metric: str, source: str) -> pl.
                 continue
             value = row["stats"].get(metric)
             if value is not None:
-                rows.append({"instance_id": str(row["instance_id"]),
+                rows.append({"instance_id": field_text(row["instance_id"], "instance_id",
+                                                       (str, int)),
                              "train_trial_index": int(row.get("train_trial_index", 0)),
                              "value": float(value)})
     except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise format_error(source, "a prediction", error) from None
     if not rows:
         raise InputError(f"{source}: no unperturbed prediction has metric {metric!r}")
-    return pl.DataFrame(rows, schema={"instance_id": pl.String, "train_trial_index": pl.Int64,
-                                      "value": pl.Float64})
+    return build_frame(rows, {"instance_id": pl.String, "train_trial_index": pl.Int64,
+                              "value": pl.Float64}, source, "a prediction")
 
 
 def read_per_instance_stats(stats: list, metric: str, source: str) -> pl.DataFrame:
@@ -117,15 +174,17 @@ def read_per_instance_stats(stats: list, metric: str, source: str) -> pl.DataFra
                 if name["name"] != metric or name.get("perturbation") or not stat.get("count"):
                     continue
                 mean = stat["mean"] if "mean" in stat else stat["sum"] / stat["count"]
-                rows.append({"instance_id": str(row["instance_id"]),
+                rows.append({"instance_id": field_text(row["instance_id"], "instance_id",
+                                                       (str, int)),
                              "train_trial_index": int(row.get("train_trial_index", 0)),
-                             "split": name.get("split"), "value": float(mean)})
+                             "split": optional_text(name.get("split"), "name.split"),
+                             "value": float(mean)})
     except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise format_error(source, "a stat", error) from None
     if not rows:
         raise InputError(f"{source}: no unperturbed per-instance stat {metric!r}")
-    return pl.DataFrame(rows, schema={"instance_id": pl.String, "train_trial_index": pl.Int64,
-                                      "split": pl.String, "value": pl.Float64})
+    return build_frame(rows, {"instance_id": pl.String, "train_trial_index": pl.Int64,
+                              "split": pl.String, "value": pl.Float64}, source, "a stat")
 
 
 def instance_scores(instances: pl.DataFrame, trials: pl.DataFrame) -> pl.DataFrame:
