@@ -52,7 +52,9 @@ def scan_source_table(path: str | Path) -> pl.LazyFrame:
         raise InputError(f"{path}: table source file does not exist{where}")
     try:
         if path.suffix.lower() == ".csv":
-            frame = pl.scan_csv(path)
+            # Every value as written: types guessed from the first rows would turn ids `007`
+            # and `7` into one, texts `12.50` into 12.5, and reject a later `0.5` score.
+            frame = pl.scan_csv(path, infer_schema=False)
         elif path.suffix.lower() in {".parquet", ".pq"}:
             frame = pl.scan_parquet(path)
         else:
@@ -63,6 +65,11 @@ def scan_source_table(path: str | Path) -> pl.LazyFrame:
     missing = [c for c in BENCHMARK_COLUMNS if c not in columns]
     if missing:
         raise InputError(f"{path}: missing column(s) {missing}; has {columns}")
+    schema = frame.collect_schema()
+    nested = {c: str(schema[c]) for c in BENCHMARK_COLUMNS if schema[c].is_nested()}
+    if nested:
+        # A cast would make text of them ('{"x"}'), which would then be embedded.
+        raise InputError(f"{path}: column(s) {nested} must hold plain values (strings, numbers)")
     return frame.select(
         pl.col("dataset").cast(pl.String),
         pl.col("instance_id").cast(pl.String),
@@ -75,6 +82,17 @@ def scan_source_table(path: str | Path) -> pl.LazyFrame:
 # A dataset names files (results/benchmark/<dataset>.parquet, ...) and wildcards: one path
 # component, not hidden, without characters that shells or Snakemake patterns treat specially.
 DATASET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,@ -]*$")
+# File names stop at 255 bytes, and an output's temporary file adds about 25 characters.
+MAX_NAME_CHARS = 200
+
+
+def case_clashes(names: list[str]) -> list[list[str]]:
+    """Groups of names that differ only in case: one file on case-insensitive file systems
+    (macOS and Windows by default), so their outputs would overwrite each other."""
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(name.casefold(), []).append(name)
+    return [sorted(g) for g in groups.values() if len(g) > 1]
 
 
 def list_datasets(path: str | Path) -> list[str]:
@@ -94,6 +112,14 @@ def list_datasets(path: str | Path) -> list[str]:
     if bad:
         raise InputError(f"{path}: dataset name(s) {bad[:5]} cannot name a file: use letters, "
                          "digits and _ . - (no '/', not starting with '.')")
+    long = [name for name in datasets if len(name) > MAX_NAME_CHARS]
+    if long:
+        raise InputError(f"{path}: dataset name(s) longer than {MAX_NAME_CHARS} characters "
+                         f"cannot name a file: {[n[:40] + '...' for n in long[:3]]}")
+    clashes = case_clashes(datasets)
+    if clashes:
+        raise InputError(f"{path}: dataset names {clashes[:3]} differ only in case, so they "
+                         "would share files on case-insensitive file systems: rename them")
     if not datasets:
         raise InputError(f"{path}: table source holds no rows")
     return datasets

@@ -27,6 +27,7 @@ from pathlib import Path
 import polars as pl
 
 from llmrouter.artifacts import InputError
+from llmrouter.benchmark import MAX_NAME_CHARS, case_clashes
 
 TASK_SUFFIXES = (".jsonl", ".csv", ".txt")
 # Fields with a fixed meaning; every other 0/1 field is a model's correctness.
@@ -43,6 +44,9 @@ def check_task_name(name: str, source: str | Path) -> str:
     naming `source` (the file or config key the name came from)."""
     if not NAME_PATTERN.match(name):
         raise InputError(f"{source}: task name {name!r} must be letters, digits, '_', '.', '-'")
+    if len(name) > MAX_NAME_CHARS:
+        raise InputError(f"{source}: task name {name[:40] + '...'!r} is longer than "
+                         f"{MAX_NAME_CHARS} characters, too long to name its files")
     return name
 
 
@@ -87,16 +91,41 @@ def skipped_files(folder: str | Path) -> list[Path]:
 
 
 def check_task_names(tasks: list[str], datasets: list[str]) -> None:
-    """A new task may not share a benchmark dataset's name: both would own the same files."""
+    """A new task may not share a benchmark dataset's name, or another task's or dataset's
+    name but for case: both would own the same files (on case-insensitive file systems)."""
     clash = sorted(set(tasks) & set(datasets))
     if clash:
         raise InputError(f"task file name(s) {clash} equal benchmark dataset name(s); "
                          "rename the task file(s)")
+    near = [g for g in case_clashes(sorted(set(tasks) | set(datasets))) if set(g) & set(tasks)]
+    if near:
+        raise InputError(f"task name(s) differ only in case from other tasks or benchmark "
+                         f"datasets: {near[:3]}; they would share files on case-insensitive "
+                         "file systems: rename the task file(s)")
+
+
+def _as_written(value: object) -> object:
+    """A JSON number of an id, text or label field as its text (1 stays "1", not "1.0" after
+    polars makes one column of ints and floats); anything else unchanged."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return json.dumps(value) if is_number else value
+
+
+def _check_unicode(value: object, path: Path, number: int, field: str) -> None:
+    """InputError for a string with a lone surrogate (JSON `\ud800`): valid JSON, but not
+    text that can be written or embedded."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise InputError(f"{path}: line {number}: field '{field}' is not valid Unicode "
+                             f"({error.reason} at character {error.start})") from None
 
 
 def _read_jsonl(path: Path) -> pl.DataFrame:
     rows = []
-    with open(path, encoding="utf-8") as handle:
+    # utf-8-sig: a byte-order mark (as some Windows editors write) is not part of line 1.
+    with open(path, encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -107,6 +136,11 @@ def _read_jsonl(path: Path) -> pl.DataFrame:
             if not isinstance(row, dict):
                 raise InputError(f"{path}: line {number} is not a JSON object with a "
                                  f"'{TEXT_FIELD}' field")
+            for field, value in row.items():
+                _check_unicode(value, path, number, field)
+            for field in (TEXT_FIELD, LABEL_FIELD, *ID_FIELDS):
+                if field in row:
+                    row[field] = _as_written(row[field])
             rows.append(row)
     if not rows:
         return pl.DataFrame({TEXT_FIELD: []}, schema={TEXT_FIELD: pl.String})
@@ -122,6 +156,8 @@ def _read_raw(path: Path) -> pl.DataFrame:
         raise InputError(f"{path}: a task file must be .jsonl, .csv or .txt, not {suffix!r}")
     if not path.exists():
         raise InputError(f"{path}: task file does not exist")
+    if not path.is_file():
+        raise InputError(f"{path}: a task file must be a file, not a folder")
     try:
         if suffix == ".jsonl":
             return _read_jsonl(path)
@@ -129,7 +165,7 @@ def _read_raw(path: Path) -> pl.DataFrame:
             # Ids, texts and labels as written: inferred as numbers, `007` would become 7.
             as_written = {f: pl.String for f in (TEXT_FIELD, LABEL_FIELD, *ID_FIELDS)}
             return pl.read_csv(path, infer_schema_length=None, schema_overrides=as_written)
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
         return pl.DataFrame({TEXT_FIELD: [line for line in lines if line.strip()]},
                             schema={TEXT_FIELD: pl.String})
     except UnicodeDecodeError as error:

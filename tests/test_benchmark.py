@@ -132,6 +132,37 @@ def test_source_values_and_dataset_names_are_checked(tmp_path):
             list_datasets(table)
 
 
+def test_a_csv_source_is_read_as_written_whatever_its_first_rows_look_like(tmp_path):
+    # Types guessed from the first 100 rows would reject the late 0.5 score and the id q150,
+    # and read dataset, id, text and model `01` / `007` / `12.50` as numbers.
+    lines = ["dataset,instance_id,text,model,score"]
+    lines += [f"a,{i},question {i},m,{i % 2}" for i in range(150)]
+    lines += ["a,q150,question 150,m,0.5", "01,007,12.50,01,1", "1,7,12.5,1,0"]
+    table = tmp_path / "late.csv"
+    table.write_text("\n".join(lines) + "\n")
+    assert list_datasets(table) == ["01", "1", "a"]
+    assert read_dataset_rows(table, "a").row(-1) == ("a", "q150", "question 150", "m", 0.5)
+    assert read_dataset_rows(table, "01").row(0) == ("01", "007", "12.50", "01", 1.0)
+
+
+def test_names_that_clash_as_files_and_nested_columns_are_errors(tmp_path):
+    def table(**columns) -> str:
+        path = tmp_path / "t.parquet"
+        base = {"dataset": ["Abc", "ok"], "instance_id": ["i", "j"], "text": ["t", "u"],
+                "model": ["m", "m"], "score": [1.0, 0.0]}
+        pl.DataFrame({**base, **columns}).write_parquet(path)
+        return path
+
+    with pytest.raises(InputError, match=r"t.parquet: dataset names \[\['Abc', 'abc'\]\] "
+                                         "differ only in case"):
+        list_datasets(table(dataset=["Abc", "abc"]))
+    with pytest.raises(InputError, match="t.parquet: dataset name.* longer than 200"):
+        list_datasets(table(dataset=["d" * 201, "ok"]))
+    # A struct cast to text would be embedded as '{"x"}'.
+    with pytest.raises(InputError, match=r"t.parquet: column\(s\) \{'text': .Struct"):
+        scan_source_table(table(text=[{"q": "x"}, {"q": "y"}]))
+
+
 def test_neighbour_supply_names_the_task_and_the_config_keys():
     pool = sized_pool
     check_neighbour_supply(pool([30, 30, 30]), "d0", 19, strict=True)

@@ -10,6 +10,7 @@ import pytest
 
 from llmrouter.artifacts import InputError
 from llmrouter.tasks import (
+    check_task_name,
     check_task_names,
     correctness_columns,
     find_task_files,
@@ -178,6 +179,36 @@ def test_a_task_may_not_take_a_benchmark_dataset_name():
     check_task_names(["algebra"], ["anatomy", "astronomy"])
     with pytest.raises(InputError, match="anatomy"):
         check_task_names(["algebra", "anatomy"], ["anatomy", "astronomy"])
+
+
+def test_names_that_would_share_files_are_errors():
+    # On case-insensitive file systems (macOS, Windows) results/scores/A.parquet is a.parquet.
+    with pytest.raises(InputError, match=r"differ only in case .*\[\['Anatomy', 'anatomy'\]\]"):
+        check_task_names(["Anatomy"], ["anatomy"])
+    with pytest.raises(InputError, match=r"\[\['T', 't'\]\]"):
+        check_task_names(["T", "t"], ["anatomy"])
+    with pytest.raises(InputError, match="x.jsonl: task name .* longer than 200"):
+        check_task_name("n" * 201, "x.jsonl")
+
+
+def test_byte_order_marks_numbers_bad_unicode_and_folders(tmp_path):
+    bom = tmp_path / "bom.txt"
+    bom.write_bytes("\ufefffirst\nsecond\n".encode())
+    assert read_task_file(bom, "bom")[0]["text"].to_list() == ["first", "second"]
+    numbers = tmp_path / "numbers.jsonl"
+    # JSON numbers as written: 1 is "1", not "1.0" (one column of ints and floats is Float64),
+    # so it repeats the text "1" but not "1.0".
+    numbers.write_text('{"text": 1}\n{"text": 2.5}\n{"text": "1.0"}\n{"text": "1"}\n')
+    table, notes = read_task_file(numbers, "numbers")
+    assert table["text"].to_list() == ["1", "2.5", "1.0"] and any("repeated" in n for n in notes)
+    surrogate = tmp_path / "surrogate.jsonl"
+    surrogate.write_text('{"text": "fine"}\n{"text": "bad \\ud800 half"}\n')
+    with pytest.raises(InputError, match="surrogate.jsonl: line 2: field 'text' is not valid "
+                                         "Unicode"):
+        read_task_file(surrogate, "surrogate")
+    (tmp_path / "folder.jsonl").mkdir()
+    with pytest.raises(InputError, match="folder.jsonl: a task file must be a file"):
+        read_task_file(tmp_path / "folder.jsonl", "folder")
 
 
 def test_repository_example_task_reads():
