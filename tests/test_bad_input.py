@@ -59,6 +59,11 @@ def test_bad_config_fails_schema_validation(tmp_path):
     # One line naming the key (llmrouter/config_schema.py), not Snakemake's schema dump.
     assert "evaluation.mode: 'sloppy' is not one of ['strict', 'reference']" in out
     assert "Failed validating" not in out
+    # Snakemake's validate takes these; the stricter check must still stop the run.
+    out = failing_run(write_config(tmp_path, path, knn={"k": 5.0},
+                                   smoother={"bandwidth": float("nan")}))
+    assert "knn.k: 5.0 is not an integer (write 5)" in out
+    assert "smoother.bandwidth: nan is not a finite number" in out
 
 
 def test_empty_dataset_names_file_and_dataset(tmp_path):

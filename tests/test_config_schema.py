@@ -32,6 +32,27 @@ def test_every_problem_is_one_line_naming_its_key():
     ]
 
 
+def test_whole_floats_nan_infinity_and_empty_folders_are_problems():
+    # JSON Schema (and so Snakemake's validate) takes 5.0 as an integer and NaN as a number
+    # within any minimum; they would fail deep in a job (range(5.0)) or silently (g > nan).
+    nan, inf = float("nan"), float("inf")
+    config = {**BASE, "knn": {"k": 5.0}, "selection": {"threshold": nan},
+              "smoother": {"bandwidth": nan}, "distances": {"max_points": inf},
+              "cost": {"models": {"a/b": nan}, "epsilons": [0.0, inf]},
+              "results": "", "new_tasks": {"folder": ""}}
+    assert schema_errors(config, SCHEMA) == [
+        "cost.epsilons.1: inf is not a finite number",
+        "cost.models.a/b: nan is not a finite number",
+        "distances.max_points: inf is not a finite number",
+        "knn.k: 5.0 is not an integer (write 5)",
+        "new_tasks.folder: '' should be non-empty",
+        "results: '' should be non-empty",
+        "selection.threshold: nan is not a finite number",
+        "smoother.bandwidth: nan is not a finite number",
+    ]
+    validate(copy.deepcopy({**BASE, "knn": {"k": 5.0}}), str(SCHEMA_PATH))  # why it is needed
+
+
 def test_a_key_required_but_given_a_default_is_not_a_problem():
     # As in Snakemake's validate, a default is filled in where `properties` is met, so before
     # a `required` written after it (config.schema.yaml's order).
