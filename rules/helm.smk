@@ -104,7 +104,8 @@ if config["source"] == "helm":
 
     rule prepare_helm_dataset:
         input:
-            helm_dataset_downloads,
+            downloads=helm_dataset_downloads,
+            index=HELM_INDEX,
         output:
             f"{RESULTS}/benchmark/{{dataset}}.parquet",
         log:
@@ -121,6 +122,7 @@ if config["source"] == "helm":
             runtime=10,
         params:
             metrics=HELM["metrics"],
+            suite=helm_index_suite(),
         script:
             "../workflow_scripts/prepare_helm_dataset.py"
 

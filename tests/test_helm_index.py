@@ -9,7 +9,7 @@ import pytest
 from conftest import SHARED, require_shared
 from llmrouter.artifacts import InputError
 from llmrouter.helm.index import (check_metric_scenarios, dataset_name, metric_for,
-                                  parse_index, parse_run_name, select_runs)
+                                  parse_index, parse_run_name, read_index, select_runs)
 
 CLASSIC_INDEX = SHARED / "helm_fixtures" / "helm_data_downloader" / "runs_to_runsuites.json"
 
@@ -124,3 +124,12 @@ def test_configured_models_without_a_run_are_an_error():
 def test_a_run_pattern_that_is_not_a_regex_names_the_key():
     with pytest.raises(InputError, match=r"helm\.runs\.exclude: '\[unclosed' is not a regular"):
         select_runs({"boolq:model=openai_ada": "v1"}, exclude=["[unclosed"])
+
+
+def test_an_index_file_is_read_or_named(tmp_path):
+    index = tmp_path / "runs_to_run_suites.json"
+    index.write_text('{"mmlu:subject=anatomy,model=a_b": "v1"}')
+    assert read_index(index) == {"mmlu:subject=anatomy,model=a_b": "v1"}
+    index.write_text('{"mmlu:subject=anatomy,model=a_b": ')
+    with pytest.raises(InputError, match="runs_to_run_suites.json: not JSON"):
+        read_index(index)

@@ -100,6 +100,13 @@ def test_mirror_workflow_equals_table_source(tmp_path, mirror):
                         extra=("-n", "--config", 'helm={"timeout_s": 9.0, "retries": 1, '
                                '"backoff_s": 2.0, "suite": "v1.0.0"}'))
     assert "Nothing to be done" in done.stdout + done.stderr, done.stdout + done.stderr
+    # A misspelt scenario in helm.metrics, added after the run list exists, would leave the
+    # default metric in place: the jobs the edit reruns stop on it.
+    done = run_workflow(config, str(results / "report" / "summary.md"), check=False,
+                        extra=("--config", 'helm={"metrics": {"MMLU": {"name": "exact_match", '
+                               '"threshold": 0.9}}}'))
+    assert done.returncode != 0
+    assert "config helm.metrics: unknown scenario(s) ['MMLU']" in done.stdout + done.stderr
 
 
 @pytest.mark.slow

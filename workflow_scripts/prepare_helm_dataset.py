@@ -11,14 +11,20 @@ import polars as pl
 from llmrouter.artifacts import write_table
 from llmrouter.helm.convert import dataset_table
 from llmrouter.helm.download import DOWNLOAD_COLUMNS
+from llmrouter.helm.index import check_metric_scenarios, read_index
 from llmrouter.logs import run_logged
 
 
 def main() -> None:
     dataset = snakemake.wildcards.dataset  # noqa: F821
-    downloads = pl.concat([pl.read_parquet(p) for p in snakemake.input]).cast(  # noqa: F821
-        DOWNLOAD_COLUMNS)
-    table, report, lines = dataset_table(dataset, downloads, snakemake.params.metrics)  # noqa: F821
+    metrics = snakemake.params.metrics  # noqa: F821
+    # The metrics are a param here, so an edit reruns this job: a key naming no scenario of
+    # the index (a misspelt one would leave the default metric in place) stops it.
+    check_metric_scenarios(metrics, read_index(snakemake.input.index,  # noqa: F821
+                                               snakemake.params.suite))  # noqa: F821
+    records = [pl.read_parquet(p) for p in snakemake.input.downloads]  # noqa: F821
+    downloads = pl.concat(records).cast(DOWNLOAD_COLUMNS)
+    table, report, lines = dataset_table(dataset, downloads, metrics)
     for line in lines + report.lines():
         logging.info(line)
     write_table(table, snakemake.output[0])  # noqa: F821

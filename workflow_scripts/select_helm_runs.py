@@ -1,6 +1,5 @@
 """Select HELM runs from the index: the run list that decides which datasets exist."""
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -8,20 +7,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
 from llmrouter.artifacts import InputError, write_table
-from llmrouter.helm.index import check_metric_scenarios, parse_index, select_runs
+from llmrouter.helm.index import check_metric_scenarios, read_index, select_runs
 from llmrouter.logs import run_logged
 
 
 def main() -> None:
     params = snakemake.params  # noqa: F821
     path = snakemake.input[0]  # noqa: F821
-    try:
-        data = json.loads(Path(path).read_text())
-    except ValueError as error:
-        raise InputError(f"{path}: not JSON ({error})") from None
-    index = parse_index(data, path, params.suite)
+    index = read_index(path, params.suite)
     # From the config, not a param: the check changes no output, while a changed param would
-    # rerun this checkpoint and the jobs that depend on it.
+    # rerun this checkpoint and the jobs that depend on it. prepare_helm_dataset, which the
+    # metrics do rerun, checks them again after an edit.
     check_metric_scenarios(snakemake.config["helm"].get("metrics"), index)  # noqa: F821
     runs, left_out = select_runs(index, params.include, params.exclude, params.models)
     for run, why in left_out.items():

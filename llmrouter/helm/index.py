@@ -7,8 +7,10 @@ A run name is `<scenario>[,<arg>=<value>...]:<arg>=<value>,...`, e.g.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
@@ -127,6 +129,15 @@ def check_metric_scenarios(metrics: dict | None, index: dict[str, str]) -> None:
     shown = known[:20] + (["..."] if len(known) > 20 else [])
     raise InputError(f"config helm.metrics: unknown scenario(s) {unknown}; the index's "
                      f"scenarios ({len(known)}): {shown}")
+
+
+def read_index(path: str | Path, suite: str | None = None) -> dict[str, str]:
+    """Run name -> suite from a downloaded index file (parse_index of its JSON)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except ValueError as error:
+        raise InputError(f"{path}: not JSON ({error})") from None
+    return parse_index(data, str(path), suite)
 
 
 def parse_index(data: object, source: str, suite: str | None = None) -> dict[str, str]:
