@@ -20,6 +20,17 @@ class InputError(ValueError):
     """Bad user input: the message names the file and what is wrong with it."""
 
 
+def check_unicode(text: str, where: str) -> None:
+    """InputError `<where> is not valid Unicode` when `text` holds a lone surrogate: JSON
+    allows "\\ud800", but UTF-8, and so polars, Parquet and the logs, cannot store it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        # The error's own message quotes the surrogate, which a UTF-8 log cannot write.
+        raise InputError(f"{where} is not valid Unicode ({error.reason} at character "
+                         f"{error.start})") from None
+
+
 def umask_mode() -> int:
     """0o666 less the process's umask: the mode open() gives a new file."""
     mask = os.umask(0)

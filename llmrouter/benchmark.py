@@ -59,13 +59,12 @@ def scan_source_table(path: str | Path) -> pl.LazyFrame:
             frame = pl.scan_parquet(path)
         else:
             raise InputError(f"{path}: table source must be .parquet or .csv")
-        columns = frame.collect_schema().names()
+        schema = frame.collect_schema()
     except (pl.exceptions.PolarsError, OSError) as error:
         raise InputError(f"{path}: cannot read table source ({error})") from error
-    missing = [c for c in BENCHMARK_COLUMNS if c not in columns]
+    missing = [c for c in BENCHMARK_COLUMNS if c not in schema]
     if missing:
-        raise InputError(f"{path}: missing column(s) {missing}; has {columns}")
-    schema = frame.collect_schema()
+        raise InputError(f"{path}: missing column(s) {missing}; has {schema.names()}")
     nested = {c: str(schema[c]) for c in BENCHMARK_COLUMNS if schema[c].is_nested()}
     if nested:
         # A cast would make text of them ('{"x"}'), which would then be embedded.

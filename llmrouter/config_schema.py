@@ -165,11 +165,11 @@ def read_schema(schema_path: str | Path) -> dict:
         return yaml.load(handle, Loader=loader)  # noqa: S506 (a safe loader)
 
 
-def check_config(config: dict, schema_path: str | Path, config_files: list[str]) -> None:
-    """Raise InputError listing `schema_errors`, naming the config files the run merged."""
-    schema = read_schema(schema_path)
+def check_config(config: dict, schema: dict, schema_name: str, config_files: list[str]) -> None:
+    """Raise InputError listing `schema_errors`, naming the config files the run merged and
+    the schema file (`schema_name`)."""
     lines = schema_errors(config, schema)
     if lines:
         files = ", ".join(str(f) for f in config_files) or "no config file"
-        raise InputError(f"config ({files}) does not match {Path(schema_path).name}:\n"
+        raise InputError(f"config ({files}) does not match {schema_name}:\n"
                          + "\n".join(f"  {line}" for line in lines))

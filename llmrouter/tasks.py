@@ -26,7 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
-from llmrouter.artifacts import InputError
+from llmrouter.artifacts import InputError, check_unicode
 from llmrouter.benchmark import MAX_NAME_CHARS, case_clashes
 
 TASK_SUFFIXES = (".jsonl", ".csv", ".txt")
@@ -111,17 +111,6 @@ def _as_written(value: object) -> object:
     return json.dumps(value) if is_number else value
 
 
-def _check_unicode(value: object, path: Path, number: int, field: str) -> None:
-    """InputError for a string with a lone surrogate (JSON `\ud800`): valid JSON, but not
-    text that can be written or embedded."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError as error:
-            raise InputError(f"{path}: line {number}: field '{field}' is not valid Unicode "
-                             f"({error.reason} at character {error.start})") from None
-
-
 def _read_jsonl(path: Path) -> pl.DataFrame:
     rows = []
     # utf-8-sig: a byte-order mark (as some Windows editors write) is not part of line 1.
@@ -137,7 +126,8 @@ def _read_jsonl(path: Path) -> pl.DataFrame:
                 raise InputError(f"{path}: line {number} is not a JSON object with a "
                                  f"'{TEXT_FIELD}' field")
             for field, value in row.items():
-                _check_unicode(value, path, number, field)
+                if isinstance(value, str):
+                    check_unicode(value, f"{path}: line {number}: field '{field}'")
             for field in (TEXT_FIELD, LABEL_FIELD, *ID_FIELDS):
                 if field in row:
                     row[field] = _as_written(row[field])

@@ -86,8 +86,9 @@ def test_a_bad_config_over_config_yaml_fails_both_checks(bad):
 def test_check_config_names_the_files_and_the_schema():
     with pytest.raises(InputError, match=r"config \(my.yaml, config.yaml\) does not match "
                                          r"config.schema.yaml:\n  knn.k: 0 is less than"):
-        check_config({**BASE, "knn": {"k": 0}}, SCHEMA_PATH, ["my.yaml", "config.yaml"])
-    check_config(BASE, SCHEMA_PATH, ["config.yaml"])
+        check_config({**BASE, "knn": {"k": 0}}, SCHEMA, SCHEMA_PATH.name,
+                     ["my.yaml", "config.yaml"])
+    check_config(BASE, SCHEMA, SCHEMA_PATH.name, ["config.yaml"])
 
 
 def test_config_sources_leave_out_a_replaced_workflow_config():

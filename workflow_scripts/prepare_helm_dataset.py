@@ -18,10 +18,11 @@ from llmrouter.logs import run_logged
 def main() -> None:
     dataset = snakemake.wildcards.dataset  # noqa: F821
     metrics = snakemake.params.metrics  # noqa: F821
-    # The metrics are a param here, so an edit reruns this job: a key naming no scenario of
-    # the index (a misspelt one would leave the default metric in place) stops it.
-    check_metric_scenarios(metrics, read_index(snakemake.input.index,  # noqa: F821
-                                               snakemake.params.suite))  # noqa: F821
+    if metrics:
+        # The metrics are a param here, so an edit reruns this job: a key naming no scenario
+        # of the index (a misspelt one would leave the default metric in place) stops it.
+        check_metric_scenarios(metrics, read_index(snakemake.input.index,  # noqa: F821
+                                                   snakemake.params.suite))  # noqa: F821
     records = [pl.read_parquet(p) for p in snakemake.input.downloads]  # noqa: F821
     downloads = pl.concat(records).cast(DOWNLOAD_COLUMNS)
     table, report, lines = dataset_table(dataset, downloads, metrics)

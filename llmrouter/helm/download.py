@@ -16,8 +16,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -137,9 +137,8 @@ def fetch_json(url: str, dest: str | Path, transfer: Transfer, stats: FetchStats
     Retries 5xx answers, rate limits (429, 408, 425), broken connections, timeouts and
     incomplete JSON with exponential backoff (backoff_s * 2**attempt, or the server's
     Retry-After when longer, up to MAX_RETRY_AFTER_S). Raises MissingFile on any other 4xx
-    (no retry), HelmUnreachable
-    when the host does not resolve, BrokenFile when every try failed. Never leaves a partial
-    file at `dest`.
+    (no retry), HelmUnreachable when the host does not resolve, BrokenFile when every try
+    failed. Never leaves a partial file at `dest`.
     """
     dest = Path(dest)
     if dest.exists() and valid_json(dest):

@@ -115,6 +115,8 @@ def check_metric_scenarios(metrics: dict | None, index: dict[str, str]) -> None:
     counts, not only the selected runs: a shared config may set metrics for scenarios that
     helm.runs leaves out.
     """
+    if not metrics:
+        return
     scenarios = set()
     for run in index:
         try:
@@ -122,7 +124,7 @@ def check_metric_scenarios(metrics: dict | None, index: dict[str, str]) -> None:
         except InputError:
             # Only the selected runs must parse (select_runs says which does not).
             continue
-    unknown = [key for key in metrics or {} if key not in scenarios]
+    unknown = [key for key in metrics if key not in scenarios]
     if not unknown:
         return
     known = sorted(scenarios)

@@ -15,7 +15,7 @@ import string
 
 import polars as pl
 
-from llmrouter.artifacts import InputError
+from llmrouter.artifacts import InputError, check_unicode
 
 EVAL_SPLITS = ("test", "valid")
 
@@ -74,17 +74,6 @@ def optional_text(value: object, field: str) -> str | None:
     return None if value is None else field_text(value, field)
 
 
-def check_unicode(text: str, source: str, what: str) -> None:
-    """InputError naming `what` when `text` holds a lone surrogate (JSON allows "\\ud800"),
-    which UTF-8, and so polars and parquet, cannot store."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        # The error's own message quotes the surrogate, which a UTF-8 log cannot write.
-        raise InputError(f"{source}: the text of {what} is not valid Unicode ({error.reason} "
-                         f"at character {error.start})") from None
-
-
 def build_frame(rows: list[dict], schema: dict, source: str, what: str) -> pl.DataFrame:
     """`rows` as a DataFrame of `schema`; InputError naming `source` for a value that does not
     fit (the readers check each field, so this is the last guard, not the usual message)."""
@@ -112,7 +101,7 @@ def read_instances(instances: list, source: str, multiple_choice: bool = False) 
                 continue
             instance_id = field_text(instance["id"], "id", (str, int))
             text = instance_text(instance, multiple_choice)
-            check_unicode(text, source, f"instance {instance_id!r}")
+            check_unicode(text, f"{source}: the text of instance {instance_id!r}")
             rows.append({"instance_id": instance_id,
                          "split": optional_text(instance.get("split"), "split"), "text": text})
     except (KeyError, TypeError, AttributeError) as error:
