@@ -53,7 +53,7 @@ def per_task_model(pool: Pool, neighbours: dict[str, Neighbours],
         correct = pool.correct[pool.rows(task)]
         frames.append(pl.DataFrame({
             "task": [task] * len(pool.models), "model": pool.models,
-            "s1": scores.s1(g), "s2": scores.s2(g, params.threshold),
+            "s1": scores.s1(g, params.k), "s2": scores.s2(g, params.threshold),
             "a": correct.mean(axis=0, dtype=np.float64),
             "p_true": scores.predictor_accuracy(g, correct, params.threshold),
             "u": [u] * len(pool.models)}))

@@ -188,7 +188,7 @@ def others_without(run: Run, code: int) -> Others:
         correct = run.pool.correct[task_rows]
         residual.append((correct - g).mean(axis=1))
         rows.append(task_rows)
-        s1.append(scores.s1(g))
+        s1.append(scores.s1(g, PARAMS.k))
         s2.append(scores.s2(g, PARAMS.threshold))
         p_true.append(scores.predictor_accuracy(g, correct, PARAMS.threshold))
         u.append(task_u)
@@ -287,7 +287,7 @@ def estimates(run: Run) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     for k in (10, 19, 38):
         params = replace(PARAMS, k=k)
         out[f"S1 from k = {k} neighbours"] = np.array(
-            [scores.s1(task_predictions(run.neighbours[t], pool, params)[0])
+            [scores.s1(task_predictions(run.neighbours[t], pool, params)[0], k)
              for t in pool.datasets])
     return out, {"median regression of p_true on unlabelled features": median, **by_confidence}
 

@@ -219,7 +219,7 @@ def _agreement(inputs: Inputs, task: str, variant: Variant, g: np.ndarray,
     every seed of the variant shares them.
     """
     if not len(labelled):
-        return agreement_p(g, params.threshold), {"kappa": None, "lam": None}
+        return agreement_p(g, params.threshold, params.k), {"kappa": None, "lam": None}
     pool = inputs.pool
     key = ("shift", variant.mode, variant.alpha, task)
     if key not in inputs.chosen:
@@ -231,7 +231,7 @@ def _agreement(inputs: Inputs, task: str, variant: Variant, g: np.ndarray,
     correct = pool.correct[pool.rows(task)]
     moved = shift.shrink_shift(shift.raw_shift(g0[labelled], correct[labelled]),
                                len(labelled), kappa, lam)
-    p = shift.shifted_p(scores.s1(g0[rest]), scores.s2(g, params.threshold), moved)
+    p = shift.shifted_p(scores.s1(g0[rest], params.k), scores.s2(g, params.threshold), moved)
     return p, {"kappa": kappa, "lam": lam}
 
 
@@ -256,7 +256,7 @@ def _calibration(inputs: Inputs, task: str, variant: Variant, g: np.ndarray,
         chosen = inputs.chosen[key]
     else:
         chosen = float(variant.bandwidth)
-    target = np.column_stack([scores.s1(g), scores.s2(g, params.threshold)])
+    target = np.column_stack([scores.s1(g, params.k), scores.s2(g, params.threshold)])
     return calibration_p(target, features, acc, chosen), chosen
 
 

@@ -93,7 +93,8 @@ def frontier(scores: pl.DataFrame, cost: dict[str, float],
     input's argmax, its cost the routed-share-weighted mean).
 
     scores: rows of routing.score_task (task, model, s1, s2, s3, accuracy, bma_score,
-    routed_share); ties break on bma_score (the models' mean accuracy on the other tasks).
+    routed_share); ties break on bma_score (the models' mean per-task accuracy over the tasks
+    BMA may use: in strict mode the other tasks, in reference mode all of them).
     Columns: method, epsilon, mean_accuracy, mean_cost.
     """
     scores = scores.filter(pl.col("accuracy").is_not_null())

@@ -95,7 +95,7 @@ def smoother_pairs(
         names.append(name)
         us.append(u)
         accs.append(scores.predictor_accuracy(g, correct, params.threshold))
-        s1s.append(scores.s1(g))
+        s1s.append(scores.s1(g, params.k))
         s2s.append(scores.s2(g, params.threshold))
     return Pairs(names, np.asarray(us), np.vstack(accs), np.vstack(s1s), np.vstack(s2s))
 
@@ -142,8 +142,8 @@ def all_smoother_pairs(
                 new_g = knn.predict_correctness(rows, pool.correct)
                 new_hits = (new_g > params.threshold) == correct[redo]
                 counts = counts - hits[redo].sum(axis=0) + new_hits.sum(axis=0)
-                # S1 and S2 need the whole g (a copy with the redone rows): a patched sum
-                # would round differently from smoother_pairs' mean.
+                # S1 and S2 from the whole g (a copy with the redone rows), as smoother_pairs
+                # takes them, so the two agree bit for bit.
                 g = g.copy()
                 g[redo] = new_g
                 dists = dists.copy()
@@ -152,7 +152,7 @@ def all_smoother_pairs(
             names.append(name)
             us.append(knn.knn_descriptor(dists))
             accs.append(counts / np.float64(len(correct)))
-            s1s.append(scores.s1(g))
+            s1s.append(scores.s1(g, params.k))
             s2s.append(scores.s2(g, params.threshold))
         out[heldout] = Pairs(names, np.asarray(us), np.vstack(accs), np.vstack(s1s),
                              np.vstack(s2s))
@@ -250,7 +250,7 @@ def score_task(
     it sends to each model and per_instance_accuracy its accuracy (same on every row).
     """
     rng = task_rng(params.seed, task)
-    s1 = scores.s1(g)
+    s1 = scores.s1(g, params.k)
     s2 = scores.s2(g, params.threshold)
     if p is None:
         if not computes_own_p(params):
@@ -326,6 +326,7 @@ def smoother_p(
     ot_row: dict[str, float] | None = None,
     g: np.ndarray | None = None,
     threshold: float = 0.5,
+    k: int | None = None,
 ) -> np.ndarray:
     """p(t, m) (n_models,) with the chosen descriptor.
 
@@ -337,7 +338,7 @@ def smoother_p(
     if descriptor == "agreement":
         if g is None:
             raise ValueError("descriptor 'agreement' needs the task's predictions g")
-        return smoother.agreement_p(g, threshold)
+        return smoother.agreement_p(g, threshold, k)
     if descriptor == "knn":
         return smoother.smooth(u, pairs.u, pairs.acc, bandwidth)
     if descriptor == "ot":
@@ -423,7 +424,7 @@ def task_scores(
     if params.descriptor == "agreement":
         # No smoother: p from the task's own S1 and S2.
         p = smoother_p(u, pairs, params.descriptor, float("nan"), g=g,
-                       threshold=params.threshold)
+                       threshold=params.threshold, k=params.k)
     elif not computes_own_p(params):
         if fitted is None:
             raise ValueError(f"descriptor {params.descriptor!r} with bandwidth "

@@ -5,9 +5,18 @@ from __future__ import annotations
 import numpy as np
 
 
-def s1(g: np.ndarray) -> np.ndarray:
-    """S1(m) = mean_i g_m(x_i). g: (n_points, n_models) predicted correctness. -> (n_models,)"""
-    return g.mean(axis=0, dtype=np.float64)
+def s1(g: np.ndarray, k: int | None = None) -> np.ndarray:
+    """S1(m) = mean_i g_m(x_i). g: (n_points, n_models) predicted correctness. -> (n_models,)
+
+    k: g is a kNN predictor's (correct neighbours) / k, as knn.predict_correctness gives. S1
+    is then the total of those integer counts over k n, so that models with equal S1 compare
+    equal and `pick` applies its tie rule: summed as float32 fractions, 0.2 + 0.8 and
+    0.4 + 0.6 differ in the last bits.
+    """
+    if k is None:
+        return g.mean(axis=0, dtype=np.float64)
+    counts = np.rint(g.astype(np.float64) * k).sum(axis=0)
+    return counts / np.float64(k * g.shape[0])
 
 
 def s2(g: np.ndarray, threshold: float = 0.5) -> np.ndarray:

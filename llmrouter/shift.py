@@ -71,17 +71,19 @@ class DrawStats:
 
 
 def draw_stats(g: np.ndarray, correct: np.ndarray, alpha: float, task: str,
-               threshold: float = 0.5, seeds: tuple[int, ...] = SIMULATION_SEEDS) -> DrawStats:
+               threshold: float = 0.5, seeds: tuple[int, ...] = SIMULATION_SEEDS,
+               k: int | None = None) -> DrawStats:
     """Labelled draws of `alpha` on one training task (alpha.labelled_split, one per seed).
 
     g: (n, n_models) the task's predictions from a pool without it (and without the scored
-    task); correct: (n, n_models). The labelled points only correct S1: g is not recomputed
-    with them in the pool (the shift is measured against the pool-free predictor).
+    task), k its number of neighbours (scores.s1); correct: (n, n_models). The labelled points
+    only correct S1: g is not recomputed with them in the pool (the shift is measured against
+    the pool-free predictor).
     """
     rows = {"s1": [], "s2": [], "p_true": [], "raw": [], "n_labelled": []}
     for seed in seeds:
         labelled, rest = alpha_mod.labelled_split(len(g), alpha, seed, task)
-        rows["s1"].append(scores.s1(g[rest]))
+        rows["s1"].append(scores.s1(g[rest], k))
         rows["s2"].append(scores.s2(g[rest], threshold))
         rows["p_true"].append(scores.predictor_accuracy(g[rest], correct[rest], threshold))
         rows["raw"].append(raw_shift(g[labelled], correct[labelled]))
@@ -131,5 +133,5 @@ def training_stats(pool: Pool, neighbours: dict[str, knn.Neighbours], params: Ro
             continue
         g, _ = task_predictions(neighbours[name], pool, params, exclude)
         stats.append(draw_stats(g, pool.correct[pool.rows(name)], alpha, name,
-                                params.threshold, seeds))
+                                params.threshold, seeds, params.k))
     return stack(stats)

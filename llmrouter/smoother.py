@@ -65,9 +65,9 @@ def agreement(s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
     return s2 * s1 + (1.0 - s2) * (1.0 - s1)
 
 
-def agreement_p(g: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+def agreement_p(g: np.ndarray, threshold: float = 0.5, k: int | None = None) -> np.ndarray:
     """p(t, m) of the `agreement` descriptor: `agreement` of S1 and S2 of g. No fitting, no
     bandwidth. On HELM MMLU the predictor is close to independent of the truth inside a task,
     so this beats the kernel smoothers (results/report/ablation.md).
-    g: (n_points, n_models). Returns (n_models,)."""
-    return agreement(scores.s1(g), scores.s2(g, threshold))
+    g: (n_points, n_models), k: its number of neighbours (see scores.s1). Returns (n_models,)."""
+    return agreement(scores.s1(g, k), scores.s2(g, threshold))

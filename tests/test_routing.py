@@ -9,6 +9,7 @@ from llmrouter.artifacts import InputError, write_table
 from llmrouter.pool import Pool, check_neighbour_supply
 from llmrouter.routing import (
     METHODS,
+    Pairs,
     RoutingParams,
     all_smoother_pairs,
     pairs_frame,
@@ -90,7 +91,7 @@ def test_pairs_carry_s1_and_s2_of_each_pool(synthetic):
         exclude = () if heldout is None else (pool.datasets.index(heldout),)
         for i, name in enumerate(one.datasets):
             g, _ = task_predictions(neighbours[name], pool, PARAMS, exclude)
-            np.testing.assert_array_equal(one.s1[i], scores.s1(g))
+            np.testing.assert_array_equal(one.s1[i], scores.s1(g, PARAMS.k))
             np.testing.assert_array_equal(one.s2[i], scores.s2(g, PARAMS.threshold))
         np.testing.assert_array_equal(shared[heldout].s1, one.s1)
         np.testing.assert_array_equal(shared[heldout].s2, one.s2)
@@ -133,7 +134,7 @@ def test_score_task_combines_the_pieces(synthetic):
     frame = score_task(task, g, u, pairs, bma_scores, tiebreak, pool.models, PARAMS, correct)
     assert frame.height == 4 and frame["model"].to_list() == pool.models
     p = smoother.smooth(u, pairs.u, pairs.acc, PARAMS.bandwidth)
-    np.testing.assert_allclose(frame["s1"], scores.s1(g))
+    np.testing.assert_allclose(frame["s1"], scores.s1(g, PARAMS.k))
     np.testing.assert_allclose(frame["p"], p)
     np.testing.assert_allclose(frame["s3"], scores.s3(scores.s2(g), p))
     np.testing.assert_allclose(frame["accuracy"], correct.mean(axis=0))
@@ -158,6 +159,19 @@ def test_unlabelled_task_has_null_accuracy_and_no_oracle(synthetic):
                        pool.correct.mean(0), pool.models, PARAMS)
     assert frame["accuracy"].null_count() == 4
     assert frame["pick_oracle"].sum() == 0 and frame["pick_s3"].sum() == 1
+
+
+def test_models_with_equal_s1_are_picked_by_the_tie_rule_not_by_rounding():
+    # a predicts 1 and 4 of 5 neighbours right, b 2 and 3: S1 = 0.5 for both, and the pool's
+    # accuracy (the tiebreak) favours a. Float32 sums of g would rank b first by 1.5e-8.
+    correct = np.array([[1, 0, 0, 0, 0, 1, 1, 1, 1, 0],
+                        [1, 1, 0, 0, 0, 1, 1, 1, 0, 0]], dtype=np.uint8).T
+    g = knn.predict_correctness(np.arange(10).reshape(2, 5), correct)
+    pairs = Pairs(["d"], np.array([0.3]), np.array([[0.8, 0.7]]))
+    frame = score_task("t", g, 0.3, pairs, np.array([0.5, 0.6]), np.array([0.7, 0.4]),
+                       ["a", "b"], RoutingParams(k=5, draws=50))
+    assert frame["s1"].to_list() == [0.5, 0.5]
+    assert frame["pick_s1"].to_list() == [True, False]
 
 
 @pytest.mark.parametrize("mode", ["strict", "reference"])

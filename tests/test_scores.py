@@ -3,13 +3,27 @@
 import numpy as np
 import pytest
 
-from llmrouter import scores
+from llmrouter import knn, scores
 
 G = np.array([[0.8, 0.4, 0.6], [0.2, 0.6, 0.6], [1.0, 0.0, 0.4], [0.6, 0.6, 0.5]])
 
 
 def test_s1_is_mean_predicted_correctness():
     np.testing.assert_allclose(scores.s1(G), [0.65, 0.4, 0.525])
+
+
+def test_s1_of_knn_predictions_is_exact_so_equal_s1_reaches_the_tie_rule():
+    # a: 1 and 4 of 5 neighbours right, b: 2 and 3; both S1 = 0.5 exactly. As float32
+    # fractions 0.2 + 0.8 and 0.4 + 0.6 differ in the last bits, and argmax would pick by them.
+    correct = np.array([[1, 0, 0, 0, 0, 1, 1, 1, 1, 0],
+                        [1, 1, 0, 0, 0, 1, 1, 1, 0, 0]], dtype=np.uint8).T
+    rows = np.arange(10).reshape(2, 5)
+    g = knn.predict_correctness(rows, correct)
+    assert g.dtype == np.float32 and scores.s1(g)[0] != scores.s1(g)[1]
+    exact = scores.s1(g, 5)
+    np.testing.assert_array_equal(exact, [0.5, 0.5])
+    assert scores.pick(exact, np.array([0.9, 0.1]), ["a", "b"]) == 0
+    assert scores.pick(exact, np.array([0.1, 0.9]), ["a", "b"]) == 1
 
 
 def test_s2_counts_strictly_above_threshold():
