@@ -170,8 +170,33 @@ def load_model(settings: EmbeddingSettings, threads: int = 1) -> SentenceTransfo
         model = SentenceTransformer(path, device="cpu", **kwargs)
     except Exception as error:  # sentence-transformers raises many types for a bad name
         raise InputError(f"embedding.model {settings.model!r}: cannot load it ({error})") from error
+    check_max_seq_length(settings.max_seq_length, token_limit(model), settings.model)
     model.max_seq_length = settings.max_seq_length
     return model
+
+
+# Position ids of these start after the padding id (Hugging Face's
+# create_position_ids_from_input_ids), so pad_token_id + 1 positions are never a token's.
+OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet", "longformer")
+
+
+def token_limit(model: SentenceTransformer) -> int | None:
+    """The most tokens the model's position embeddings take, or None when it does not say."""
+    config = getattr(getattr(model[0], "auto_model", None), "config", None)
+    positions = getattr(config, "max_position_embeddings", None)
+    if not isinstance(positions, int):
+        return None
+    if getattr(config, "model_type", None) in OFFSET_POSITIONS:
+        positions -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return positions
+
+
+def check_max_seq_length(requested: int, limit: int | None, model_name: str) -> None:
+    """Raise InputError when embedding.max_seq_length exceeds what the model takes: every text
+    longer than its limit would stop the job in torch, after the work before it."""
+    if limit is not None and requested > limit:
+        raise InputError(f"config embedding.max_seq_length {requested}: model {model_name!r} "
+                         f"takes at most {limit} tokens")
 
 
 def cache_root(config: Mapping[str, Any]) -> str:
@@ -286,7 +311,12 @@ def embed_texts(
     from tqdm import tqdm
 
     cache_dir = Path(cache_root) / settings.key()
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:  # a file on the way, no permission
+        raise InputError(f"embedding cache {cache_dir}: cannot create it "
+                         f"({error.strerror or error}); set embedding.cache_dir to a folder "
+                         "this job may write") from error
     hashes = [text_hash(t) for t in texts]
     found = read_cache(cache_dir, hashes)
     todo = {h: t for h, t in zip(hashes, texts) if h not in found}

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
@@ -64,13 +66,37 @@ def _output_to(handle: TextIO) -> Iterator[None]:
         sys.stderr = saved_stderr
 
 
+class Terminated(BaseException):
+    """SIGTERM (scancel, a SLURM time limit), raised so that every `finally` runs: Python's
+    default SIGTERM exits at once and leaves the atomic writers' temporary files behind."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM raises Terminated while inside; the previous handler is put back after.
+    Only the main thread may set a handler (a job's script runs there)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_logged(log_path: str, main: Callable[[], None]) -> None:
     """Run `main` with stderr and logging sent to `log_path`, then restore both.
 
     An InputError is written to the log and to the terminal (the stderr from before the
     call) as one clear line, and the job exits with status 1 (Snakemake then removes its
     outputs). A `warn` inside `main` goes to both too, and the job goes on. Ctrl-C ends the
-    job with status 130 and one line, without a traceback.
+    job with status 130 and one line, without a traceback; SIGTERM with status 143, after
+    the writers have removed their temporary files.
     """
     terminal = sys.stderr
     with open(log_path, "w") as handle, _output_to(handle):
@@ -80,7 +106,8 @@ def run_logged(log_path: str, main: Callable[[], None]) -> None:
         to_terminal = _TerminalHandler(terminal, log_path)
         root.addHandler(to_terminal)
         try:
-            main()
+            with _sigterm_raises():
+                main()
         except InputError as error:
             logging.error("%s", error)
             print(f"ERROR: {error} (log: {log_path})", file=terminal)
@@ -91,6 +118,10 @@ def run_logged(log_path: str, main: Callable[[], None]) -> None:
             logging.error("interrupted")
             print(f"interrupted (log: {log_path})", file=terminal)
             raise SystemExit(130) from None
+        except Terminated:
+            logging.error("terminated (SIGTERM)")
+            print(f"terminated (log: {log_path})", file=terminal)
+            raise SystemExit(143) from None
         except Exception:
             # The log file closes before Python would print the traceback: write it now.
             logging.exception("job failed")

@@ -56,8 +56,15 @@ def task_name(path: str | Path) -> str:
     return check_task_name(path.name[: -len(path.suffix)] if path.suffix else path.name, path)
 
 
+def never_a_task(path: Path) -> bool:
+    """Hidden files (.gitkeep, macOS's ._name), office lock files (~$name) and README files:
+    nobody means those as tasks, whatever their suffix."""
+    return path.name.startswith((".", "~$")) or path.name.upper().startswith("README")
+
+
 def find_task_files(folder: str | Path, files: dict[str, str] | None = None) -> dict[str, Path]:
-    """Task name -> file: every .jsonl/.csv/.txt in `folder` (absent folder: none) plus `files`.
+    """Task name -> file: every .jsonl/.csv/.txt in `folder` (absent folder: none) but those
+    `never_a_task`, plus `files`.
 
     Raises InputError when two files give the same name.
     """
@@ -65,7 +72,7 @@ def find_task_files(folder: str | Path, files: dict[str, str] | None = None) -> 
     folder = Path(folder)
     candidates = sorted(folder.iterdir()) if folder.is_dir() else []
     for path in candidates:
-        if path.is_file() and path.suffix.lower() in TASK_SUFFIXES:
+        if path.is_file() and path.suffix.lower() in TASK_SUFFIXES and not never_a_task(path):
             name = task_name(path)
             if name in found:
                 raise InputError(f"{path}: task {name!r} is also given by {found[name]}")
@@ -80,14 +87,14 @@ def find_task_files(folder: str | Path, files: dict[str, str] | None = None) -> 
 
 def skipped_files(folder: str | Path) -> list[Path]:
     """Files in `folder` that `find_task_files` leaves out for their suffix (.parquet, .json,
-    ...), sorted; a user may have meant them as tasks. Hidden files (.gitkeep) and README
-    files are not listed: nobody means those as tasks. An absent folder has none."""
+    ...), sorted; a user may have meant them as tasks. Those `never_a_task` are not listed.
+    An absent folder has none."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
     return [path for path in sorted(folder.iterdir())
             if path.is_file() and path.suffix.lower() not in TASK_SUFFIXES
-            and not path.name.startswith(".") and not path.name.upper().startswith("README")]
+            and not never_a_task(path)]
 
 
 def check_task_names(tasks: list[str], datasets: list[str]) -> None:
@@ -164,6 +171,9 @@ def _read_raw(path: Path) -> pl.DataFrame:
         return pl.DataFrame({TEXT_FIELD: []}, schema={TEXT_FIELD: pl.String})
     except pl.exceptions.PolarsError as error:
         raise InputError(f"{path}: cannot read as CSV ({error})") from error
+    except OSError as error:  # permissions, I/O errors: the file is there but unreadable
+        raise InputError(f"{path}: cannot read the task file ({error.strerror or error})") \
+            from error
 
 
 def _is_zero_or_one(values: pl.Series) -> pl.Series:

@@ -39,12 +39,16 @@ def test_whole_floats_nan_infinity_and_empty_folders_are_problems():
     config = {**BASE, "knn": {"k": 5.0}, "selection": {"threshold": nan},
               "smoother": {"bandwidth": nan}, "distances": {"max_points": inf},
               "cost": {"models": {"a/b": nan}, "epsilons": [0.0, inf]},
-              "results": "", "new_tasks": {"folder": ""}}
+              "results": "", "new_tasks": {"folder": "", "files": {"x": ""}},
+              "helm": {"project": "", "release": ""}}
     assert schema_errors(config, SCHEMA) == [
         "cost.epsilons.1: inf is not a finite number",
         "cost.models.a/b: nan is not a finite number",
         "distances.max_points: inf is not a finite number",
+        "helm.project: '' should be non-empty",
+        "helm.release: '' should be non-empty",
         "knn.k: 5.0 is not an integer (write 5)",
+        "new_tasks.files.x: '' should be non-empty",
         "new_tasks.folder: '' should be non-empty",
         "results: '' should be non-empty",
         "selection.threshold: nan is not a finite number",

@@ -172,3 +172,28 @@ def test_a_text_vector_does_not_depend_on_the_texts_embedded_with_it(tmp_path, p
     plain /= np.linalg.norm(plain, axis=1, keepdims=True)
     cosine = np.sum(plain * together, axis=1)
     assert cosine.min() > (0.99999 if precision == "float32" else 0.999)
+
+
+def test_a_max_seq_length_beyond_the_model_stops_before_any_text():
+    # 1024 with all-MiniLM-L6-v2 (512 positions) failed in torch on the first long text, as a
+    # 40-line traceback with no word of the config key, after the texts embedded before it.
+    with pytest.raises(InputError, match=r"config embedding.max_seq_length 1024: model "
+                                         r"'all-MiniLM-L6-v2' takes at most 512 tokens"):
+        embedding.load_model(EmbeddingSettings(max_seq_length=1024))
+    assert embedding.load_model(EmbeddingSettings(max_seq_length=512)).max_seq_length == 512
+
+
+def test_check_max_seq_length_lets_through_what_the_model_takes():
+    embedding.check_max_seq_length(512, 512, "m")
+    embedding.check_max_seq_length(4096, None, "m")  # the model does not say: its own error
+    with pytest.raises(InputError, match="takes at most 510 tokens"):
+        embedding.check_max_seq_length(511, 510, "m")
+
+
+def test_a_cache_folder_that_cannot_be_made_is_an_input_error_naming_it(tmp_path):
+    # A file where the cache folder should be gave a raw NotADirectoryError traceback.
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    with pytest.raises(InputError, match=rf"embedding cache {blocker}/\S+: cannot create it "
+                                         r"\(Not a directory\); set embedding.cache_dir"):
+        embed_texts(["a question"], EmbeddingSettings(), blocker, progress=False)

@@ -4,6 +4,8 @@ logging as it found them, so a script may run several logged steps."""
 from __future__ import annotations
 
 import logging
+import signal
+import subprocess
 import sys
 
 import pytest
@@ -95,3 +97,37 @@ def test_ctrl_c_ends_the_job_with_one_line_and_status_130(tmp_path, capsys):
     assert "ERROR interrupted" in log.read_text()
     assert capsys.readouterr().err == f"interrupted (log: {log})\n"
     assert sys.stderr is stderr and logging.getLogger().handlers == handlers
+
+
+TERMINATED_JOB = """
+import sys, time
+from llmrouter.artifacts import atomic_path
+from llmrouter.logs import run_logged
+
+def main():
+    tmp, final = atomic_path(sys.argv[2])  # as write_table does: unlink in finally
+    try:
+        print(tmp, flush=True)
+        time.sleep(60)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+run_logged(sys.argv[1], main)
+"""
+
+
+def test_sigterm_lets_the_writers_remove_their_temporary_files(tmp_path):
+    # scancel and SLURM's time limit send SIGTERM, whose default ends Python without running
+    # any finally: every artifact being written left its .<name>.tmp behind.
+    log = tmp_path / "job.log"
+    job = subprocess.Popen([sys.executable, "-c", TERMINATED_JOB, str(log),
+                            str(tmp_path / "out.parquet")],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tmp = job.stdout.readline().strip()
+    assert tmp.endswith(".tmp") and (tmp_path / tmp).exists()
+    job.send_signal(signal.SIGTERM)
+    _, err = job.communicate(timeout=30)
+    assert job.returncode == 143
+    assert list(tmp_path.iterdir()) == [log]
+    assert "ERROR terminated (SIGTERM)" in log.read_text()
+    assert err == f"terminated (log: {log})\n"

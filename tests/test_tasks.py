@@ -175,6 +175,29 @@ def test_skipped_files_names_what_a_user_may_have_meant_as_a_task(tmp_path):
     assert skipped_files(tmp_path / "absent") == []
 
 
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".txt"])
+def test_an_unreadable_task_file_is_an_input_error_naming_it(tmp_path, suffix):
+    # A file that is there but cannot be read (no permission, an I/O error) gave a raw
+    # PermissionError / OSError traceback. /proc/self/mem fails with EIO even for root.
+    path = tmp_path / f"p{suffix}"
+    path.symlink_to("/proc/self/mem")
+    if not path.is_file():
+        pytest.skip("no /proc/self/mem on this system")
+    with pytest.raises(InputError, match=f"{path}: cannot read the task file"):
+        read_task_file(path, "p")
+
+
+def test_hidden_lock_and_readme_files_with_a_task_suffix_are_not_tasks(tmp_path):
+    # macOS's ._a.jsonl and Excel's ~$a.csv stopped every snakemake call ("task name '._a'
+    # must be letters, digits...") and a README.txt became task README.
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    for name in ("a.jsonl", "._a.jsonl", "~$a.csv", ".hidden.txt", "README.txt", "Readme.csv"):
+        (folder / name).write_text('{"text": "x"}\n')
+    assert list(find_task_files(folder)) == ["a"]
+    assert skipped_files(folder) == []
+
+
 def test_a_task_may_not_take_a_benchmark_dataset_name():
     check_task_names(["algebra"], ["anatomy", "astronomy"])
     with pytest.raises(InputError, match="anatomy"):

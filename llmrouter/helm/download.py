@@ -135,9 +135,9 @@ def fetch_json(url: str, dest: str | Path, transfer: Transfer, stats: FetchStats
     """Download `url` to `dest` unless a valid copy is there; return `dest`.
 
     Retries 5xx answers, rate limits (429, 408, 425), broken connections, timeouts and
-    incomplete JSON with exponential backoff (backoff_s * 2**attempt, or the server's
-    Retry-After when longer, up to MAX_RETRY_AFTER_S). Raises MissingFile on any other 4xx
-    (no retry), HelmUnreachable when the host does not resolve, BrokenFile when every try
+    incomplete JSON with exponential backoff (backoff_s * 2**(i - 1) before retry i, or the
+    server's Retry-After when longer, up to MAX_RETRY_AFTER_S). Raises MissingFile on any other
+    4xx (no retry), HelmUnreachable when the host does not resolve, BrokenFile when every try
     failed. Never leaves a partial file at `dest`.
     """
     dest = Path(dest)
