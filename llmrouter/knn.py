@@ -118,16 +118,26 @@ def _order_by_row_then_distance(rows: np.ndarray, cols: np.ndarray,
 
     One quicksort of a packed 64-bit key (row, distance bits, column) where the three fit,
     several times faster than a three-key lexsort; the key is unique, so the order is exact
-    and deterministic. Non-negative float32 bit patterns sort like their values.
+    and deterministic, and the same as the lexsort's.
     """
     row_bits = max(1, int(rows.max(initial=0)).bit_length())
     col_bits = max(1, int(cols.max(initial=0)).bit_length())
-    if row_bits + col_bits + 31 > 64:
+    if row_bits + col_bits + 32 > 64:
         return np.lexsort((cols, dist, rows))
-    dist_bits = np.maximum(dist, np.float32(0.0)).view(np.uint32).astype(np.uint64)
-    key = ((rows.astype(np.uint64) << np.uint64(31 + col_bits))
-           | (dist_bits << np.uint64(col_bits)) | cols.astype(np.uint64))
+    key = ((rows.astype(np.uint64) << np.uint64(32 + col_bits))
+           | (sortable_bits(dist).astype(np.uint64) << np.uint64(col_bits))
+           | cols.astype(np.uint64))
     return np.argsort(key)
+
+
+def sortable_bits(values: np.ndarray) -> np.ndarray:
+    """uint32 that sort like the float32 `values` (NaN aside): a near-duplicate's distance
+    1 - cos can come out a little below 0, and a negative float's bit pattern sorts after
+    every positive one. Flip every bit of a negative, only the sign bit of the others; -0.0
+    becomes 0.0 first, as the two are equal."""
+    bits = (np.asarray(values, dtype=np.float32) + np.float32(0.0)).view(np.uint32)
+    negative = (bits >> np.uint32(31)).astype(bool)
+    return bits ^ np.where(negative, np.uint32(0xFFFFFFFF), np.uint32(0x80000000))
 
 
 def cap_candidates(rows: np.ndarray, cols: np.ndarray, dist: np.ndarray,

@@ -164,6 +164,19 @@ def test_per_dataset_fallback_picks_the_same_rows_on_ties():
     np.testing.assert_array_equal(pruned[1], plain[1])
 
 
+def test_candidates_sort_by_true_distance_below_zero_too():
+    # A near-duplicate's 1 - cos can be -1e-7; clamped to 0, it tied with 0.0 and went by
+    # column, unlike the lexsort path and the distances written next to it.
+    # -0.0 equals 0.0: the two go by column.
+    dist = np.array([0.0, -1.2e-7, 0.3, -0.0, 1e-7, -2.0, 2.0, -1e-7, 0.0], dtype=np.float32)
+    rows = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1])
+    cols = np.array([2, 9, 1, 5, 3, 4, 0, 7, 8])
+    got = knn._order_by_row_then_distance(rows, cols, dist)
+    np.testing.assert_array_equal(got, np.lexsort((cols, dist, rows)))
+    values = np.array([-np.inf, -2.0, -1e-30, -0.0, 0.0, 1e-45, 0.5, np.inf], dtype=np.float32)
+    assert np.all(np.diff(knn.sortable_bits(values).astype(np.int64)) >= 0)
+
+
 @pytest.mark.parametrize("k", [1, 3, 7, 12])
 def test_k_smallest_matches_a_stable_sort_on_ties(k):
     # values from 4 levels only: the k-th place is nearly always shared by several columns
