@@ -16,6 +16,18 @@ from llmrouter import scores
 PAPER_BANDWIDTH = 0.09
 
 
+def configured_bandwidth(bandwidth: float | str | None, descriptor: str) -> float | str | None:
+    """smoother.bandwidth as the workflow uses it with `descriptor`: None with `agreement`,
+    which smooths nothing; when unset (None), the paper's sigma with `knn` and `auto` with
+    `ot`, whose distances are on another scale than u: a fixed default would mean nothing
+    there, so the bandwidth is chosen by leave-one-task-out error."""
+    if descriptor == "agreement":
+        return None
+    if bandwidth is None:
+        return "auto" if descriptor == "ot" else PAPER_BANDWIDTH
+    return bandwidth
+
+
 def kernel_weights(u_target: float, u_pairs: np.ndarray, bandwidth: float) -> np.ndarray:
     """Normalised Gaussian kernel weights (n_pairs,) of the pairs' descriptors around u_target
     (`distance_weights` of u_target - u(d))."""

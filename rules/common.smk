@@ -4,6 +4,7 @@ from pathlib import Path
 
 # llmrouter is importable: the Snakefile puts workflow.basedir on sys.path before any include.
 from llmrouter.bandwidth import DEFAULT_GRID as DEFAULT_BANDWIDTH_GRID
+from llmrouter.smoother import configured_bandwidth
 from llmrouter.benchmark import list_datasets
 from llmrouter.tasks import check_task_names, find_task_files, skipped_files
 
@@ -251,11 +252,10 @@ def distance_params():
 
 
 def smoother_bandwidth():
-    """smoother.bandwidth, or None with the `agreement` descriptor, which smooths nothing: so
-    changing the bandwidth then reruns nothing."""
-    if config["smoother"]["descriptor"] == "agreement":
-        return None
-    return config["smoother"]["bandwidth"]
+    """smoother.bandwidth as used (llmrouter.smoother.configured_bandwidth): None with the
+    `agreement` descriptor, so changing the bandwidth then reruns nothing."""
+    smoother = config["smoother"]
+    return configured_bandwidth(smoother["bandwidth"], smoother["descriptor"])
 
 
 def bandwidth_grid():

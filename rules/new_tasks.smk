@@ -33,6 +33,9 @@ use rule embed_dataset as embed_new_task with:
         f"{RESULTS}/logs/embed_new_task/{{new_task}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/embed_new_task/{{new_task}}.tsv"
+    # Not embed_dataset's `embeddings`: that group job would also wait for prepare_new_task.
+    group:
+        "new_task"
     # Unlike a benchmark dataset's, a new task's texts are not embedded beforehand: this job
     # loads the model (torch) itself.
     threads: 2

@@ -14,6 +14,7 @@ from llmrouter.bandwidth import DEFAULT_GRID
 from llmrouter.cost import DEFAULT_EPSILONS
 from llmrouter.embedding import EmbeddingSettings
 from llmrouter.routing import RoutingParams
+from llmrouter.smoother import configured_bandwidth
 
 SCHEMA = REPO / "config.schema.yaml"
 # RoutingParams field -> (config section, key)
@@ -36,7 +37,10 @@ def defaults() -> dict:
 def test_routing_defaults_are_the_schema_defaults(defaults):
     assert {f.name for f in dataclasses.fields(RoutingParams)} == set(ROUTING_KEYS)
     for field, (section, key) in ROUTING_KEYS.items():
-        assert getattr(RoutingParams, field) == defaults[section][key], field
+        value = defaults[section][key]
+        if field == "bandwidth":  # unset: the descriptor's own (the paper's with knn)
+            value = configured_bandwidth(value, defaults["smoother"]["descriptor"])
+        assert getattr(RoutingParams, field) == value, field
 
 
 def test_other_library_defaults_are_the_schema_defaults(defaults):

@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 import yaml
 
-from conftest import REPO, require_shared, run_workflow
+from conftest import REPO, SNAKEMAKE, require_shared, run_workflow
 from llmrouter import ranking
 from llmrouter.knn import Neighbours
 from new_task_run import (PROMPTS, STRAY_FILE, TASK, TYPO_COLUMN, first_output, first_scores,
@@ -209,6 +209,26 @@ def test_new_task_target_writes_scores_and_ranking(tmp_path_factory):
     assert (f"WARNING: tasks/{TASK}.jsonl: correctness column(s) ['{TYPO_COLUMN}'] name no "
             "model scored here") in output
     assert f"[new_tasks] tasks/{STRAY_FILE}: not a task file" in output
+
+
+@pytest.mark.slow
+def test_on_slurm_a_new_tasks_embedding_is_its_own_group_job(tmp_path_factory):
+    # Copied from embed_dataset, it was in group `embeddings` with embed_all_texts: that one
+    # sbatch job then also waited for prepare_new_task.
+    require_shared()
+    directory, config, _ = new_task_run(tmp_path_factory)
+    # A dry run prints each group job with its rules (run_workflow's --quiet=rules would not).
+    done = subprocess.run(
+        [SNAKEMAKE, "--snakefile", str(REPO / "Snakefile"), "--directory", str(directory),
+         "--configfile", str(config), "--profile", str(REPO / "profiles" / "slurm"),
+         "--workflow-profile", "none", "-n", "--forcerun", "embed_all_texts", "embed_new_task",
+         "--", str(directory / "results" / "scores" / f"{TASK}.parquet")],
+        capture_output=True, text=True, cwd=directory, timeout=600, check=True)
+    groups = re.split(r"Group job ", done.stdout + done.stderr)[1:]
+    # a group job's own jobs are the indented ones
+    members = {g.split()[0]: set(re.findall(r"^    rule (\w+):", g, re.M)) for g in groups}
+    assert members["new_task"] == {"embed_new_task"}, members
+    assert "embed_new_task" not in members["embeddings"]
 
 
 @pytest.mark.slow

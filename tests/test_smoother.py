@@ -36,3 +36,13 @@ def test_bad_bandwidth_and_empty_pairs_raise():
         smoother.kernel_weights(0.1, np.array([0.1]), 0.0)
     with pytest.raises(ValueError, match="the smoother has no fitted pairs"):
         smoother.kernel_weights(0.1, np.array([]), 0.1)
+
+
+def test_an_unset_bandwidth_is_the_papers_with_knn_and_auto_with_ot():
+    # The paper's 0.09 is a width on u's scale; OT distances are on another, so with `ot` the
+    # bandwidth is chosen by leave-one-task-out error unless the config sets one.
+    assert smoother.configured_bandwidth(None, "knn") == smoother.PAPER_BANDWIDTH == 0.09
+    assert smoother.configured_bandwidth(None, "ot") == "auto"
+    assert smoother.configured_bandwidth(0.3, "ot") == 0.3
+    assert smoother.configured_bandwidth("auto", "knn") == "auto"
+    assert smoother.configured_bandwidth(0.3, "agreement") is None

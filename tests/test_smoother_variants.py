@@ -258,7 +258,9 @@ def test_schema_accepts_every_descriptor(descriptor):
     config = {"source": "table", "table": {"path": "x.parquet"},
               "smoother": {"descriptor": descriptor}}
     validate(config, str(REPO / "config.schema.yaml"))
-    assert config["smoother"]["bandwidth"] == 0.09  # the paper's default stays
+    # unset: the paper's sigma with knn, chosen by leave-one-task-out error with ot
+    assert smoother.configured_bandwidth(config["smoother"]["bandwidth"], descriptor) == \
+        {"knn": 0.09, "ot": "auto", "agreement": None}[descriptor]
     from snakemake.exceptions import WorkflowError
 
     with pytest.raises(WorkflowError, match="'calibration' is not one of"):
@@ -272,7 +274,7 @@ def test_schema_default_is_the_papers_smoother():
     config = {"source": "table", "table": {"path": "x.parquet"}}
     validate(config, str(REPO / "config.schema.yaml"))
     assert config["smoother"]["descriptor"] == "knn"
-    assert config["smoother"]["bandwidth"] == 0.09
+    assert smoother.configured_bandwidth(config["smoother"]["bandwidth"], "knn") == 0.09
 
 
 @pytest.mark.slow

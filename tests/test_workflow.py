@@ -176,6 +176,7 @@ def test_settings_a_run_does_not_read_rerun_nothing(finished_run):
     # precision first: a key --config sets comes before the schema's defaults in its section.
     done = run_workflow(config, extra=("-n", "--config", 'knn={"block_size": 7, "n_probe": 3}',
                                        'distances={"reg": 0.5}',
+                                       'smoother={"bandwidth": 0.09}',  # unset: the same
                                        f'embedding={{"precision": "auto", "cache_dir": "{moved}"}}'))
     assert "Nothing to be done" in done.stdout + done.stderr, done.stdout + done.stderr
     done = run_workflow(config, extra=("-n", "--config", 'smoother={"bandwidth_grid": [0.1]}'))
