@@ -4,8 +4,9 @@ from pathlib import Path
 
 # llmrouter is importable: the Snakefile puts workflow.basedir on sys.path before any include.
 from llmrouter.bandwidth import DEFAULT_GRID as DEFAULT_BANDWIDTH_GRID
-from llmrouter.smoother import configured_bandwidth
 from llmrouter.benchmark import list_datasets
+from llmrouter.helm.index import metric_candidates, parse_run_name
+from llmrouter.smoother import configured_bandwidth
 from llmrouter.tasks import check_task_names, find_task_files, skipped_files
 
 # config.schema.yaml fills in every default (validate in the Snakefile), so config is indexed
@@ -76,6 +77,14 @@ def helm_run_folder(wildcards):
     """Where one HELM run's files are downloaded (resources/helm/<project>/runs/<suite>/<run>)."""
     project = config["helm"]["project"]
     return f"{RESOURCES}/helm/{project}/runs/{wildcards.suite}/{wildcards.run}"
+
+
+def helm_run_metrics(wildcards):
+    """The metrics a HELM run may be scored with, in order (llmrouter.helm.index
+    .metric_candidates): its download fetches per_instance_stats.json as well when
+    display_predictions.json has none of them."""
+    scenario = parse_run_name(wildcards.run).scenario
+    return list(metric_candidates(scenario, config["helm"]["metrics"]))
 
 
 def helm_index_suite():

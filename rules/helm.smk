@@ -99,6 +99,7 @@ if config["source"] == "helm":
             roots=HELM_ROOTS,
             folder=helm_run_folder,
             on_missing=HELM["on_missing"],
+            metrics=helm_run_metrics,
         script:
             "../workflow_scripts/download_helm_run.py"
 

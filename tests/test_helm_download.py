@@ -11,10 +11,11 @@ import pytest
 from conftest import mmlu_slice
 from helm_mirror import Fault, serve, split_options, write_tree
 from llmrouter.artifacts import InputError
+from llmrouter.helm.convert import read_run
 from llmrouter.helm.download import (DOWNLOAD_COLUMNS, MAX_RETRY_AFTER_S, BrokenFile,
                                      HelmUnreachable, MissingFile, RunDownload, Transfer,
-                                     download_record, download_run, fetch_index, fetch_json,
-                                     file_url, project_roots, retry_after_s,
+                                     displays_any, download_record, download_run, fetch_index,
+                                     fetch_json, file_url, project_roots, retry_after_s,
                                      transfer_settings, FetchStats)
 
 # A timeout well above a local answer's time on a loaded 2-core machine (an ordinary request
@@ -193,3 +194,47 @@ def test_index_of_a_release_and_of_a_suite(tree, mirror, tmp_path):
     # Classic's pre-2026 layout: the index only under {base}/benchmark_output.
     legacy = project_roots(mirror.base_url + "/mmlu", "classic", legacy_root=True)
     assert fetch_index(legacy, "v1.13.0", None, tmp_path / "legacy.json", FAST).exists()
+
+
+def test_a_metric_the_display_file_lacks_is_read_from_per_instance_stats(tmp_path):
+    # HELM's display_predictions.json holds only the metrics its schema shows for the run's
+    # groups (babi_qa's fixture: quasi_exact_match, not the exact_match it computed). A run
+    # whose metric is not there stopped its whole dataset.
+    root = tmp_path / "mirror"
+    frame = mmlu_slice(datasets=1, models=1)
+    runs = write_tree(frame, root, per_instance_stats_runs=frozenset(
+        write_tree(frame, tmp_path / "names")))
+    run = next(iter(runs))
+    remote = root / "mmlu" / "benchmark_output" / "runs" / "v1.0.0" / run
+    stats = json.loads((remote / "per_instance_stats.json").read_text())
+    (remote / "display_predictions.json").write_text(json.dumps(
+        [{"instance_id": row["instance_id"], "train_trial_index": 0,
+          "stats": {"quasi_exact_match": 1.0}} for row in stats]))
+    server = serve(root)
+    try:
+        roots = project_roots(server.base_url, "mmlu")
+        result = download_run(roots, "v1.0.0", run, tmp_path / "run", FAST, ("exact_match",))
+        plain = download_run(roots, "v1.0.0", run, tmp_path / "plain", FAST)
+    finally:
+        server.stop()
+    assert result.files == ["run_spec.json", "instances.json", "display_predictions.json",
+                            "per_instance_stats.json"]
+    scores = read_run(tmp_path / "run", result.files, run)
+    assert scores.metric == "exact_match"
+    want = frame.unique("helm_instance_id", keep="first").sort("helm_instance_id")
+    got = scores.rows.sort("instance_id")
+    assert got["instance_id"].to_list() == want["helm_instance_id"].to_list()
+    assert got["score"].to_list() == want["score"].to_list()
+    # Without the run's metrics the display file alone is fetched, and has no exact_match.
+    assert plain.files == result.files[:3]
+    with pytest.raises(InputError, match="has metric 'exact_match'"):
+        read_run(tmp_path / "plain", plain.files, run)
+
+
+def test_a_display_file_of_another_shape_fetches_nothing_more(tmp_path):
+    path = tmp_path / "display_predictions.json"
+    for content, expected in (([{"stats": {"m": 1}, "perturbation": {"name": "x"}}], False),
+                              ([{"stats": {"m": 1}}], True), ({"not": "a list"}, True),
+                              ([{"stats": None}], True), ([], False)):
+        path.write_text(json.dumps(content))
+        assert displays_any(path, ("m",)) is expected, content

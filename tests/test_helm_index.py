@@ -8,8 +8,9 @@ import pytest
 
 from conftest import SHARED, require_shared
 from llmrouter.artifacts import InputError
-from llmrouter.helm.index import (check_metric_scenarios, dataset_name, metric_for,
-                                  parse_index, parse_run_name, read_index, select_runs)
+from llmrouter.helm.index import (check_metric_scenarios, dataset_name, metric_candidates,
+                                  metric_for, parse_index, parse_run_name, read_index,
+                                  select_runs)
 
 CLASSIC_INDEX = SHARED / "helm_fixtures" / "helm_data_downloader" / "runs_to_runsuites.json"
 
@@ -43,6 +44,14 @@ def test_metrics_defaults_and_overrides():
     assert metric_for("babi_qa")["name"] == "quasi_exact_match"
     assert metric_for("narrative_qa", {"narrative_qa": {"threshold": 0.3}}) == {
         "name": "f1_score", "threshold": 0.3}
+
+
+def test_metric_candidates_of_a_scenario():
+    assert metric_candidates("mmlu") == ("exact_match",)
+    assert metric_candidates("math") == ("math_equiv_chain_of_thought", "math_equiv")
+    assert metric_candidates("gsm", {"gsm": {"threshold": 0.9}}) == (
+        "final_number_exact_match", "exact_match_indicator")
+    assert metric_candidates("gsm", {"gsm": {"name": "f1_score"}}) == ("f1_score",)
 
 
 def test_metrics_of_no_scenario_in_the_index_are_an_error():

@@ -267,3 +267,42 @@ def test_runs_that_disagree_on_an_instance_text_are_named(monkeypatch):
                                          r"model=a_one', .*model=b_two'\]; leave a run out "
                                          r"with helm.runs.exclude"):
         dataset_table("anatomy", downloads)
+
+
+def generation_run(folder: Path, stats: dict[str, float], files_too: bool = True) -> list[str]:
+    """A one-instance generation run in `folder` whose display row carries `stats`."""
+    (folder / "run_spec.json").write_text(json.dumps(
+        {"adapter_spec": {"model": "acme/m", "method": "generation"}}))
+    (folder / "instances.json").write_text(json.dumps([instance()]))
+    (folder / "display_predictions.json").write_text(json.dumps(
+        [{"instance_id": "id1", "train_trial_index": 0, "stats": stats}]))
+    return ["run_spec.json", "instances.json", "display_predictions.json"]
+
+
+@pytest.mark.parametrize("run, stats, metric", [
+    # HELM's run_specs: math_equiv_chain_of_thought with use_chain_of_thought=True, else
+    # math_equiv; Classic's gsm (v0.3.0) exact_match_indicator, later suites both.
+    ("math:subject=algebra,level=1,use_chain_of_thought=True,model=acme_m",
+     {"math_equiv_chain_of_thought": 1.0}, "math_equiv_chain_of_thought"),
+    ("math:subject=algebra,level=1,use_chain_of_thought=False,model=acme_m",
+     {"math_equiv": 1.0}, "math_equiv"),
+    ("gsm:model=acme_m", {"exact_match_indicator": 1.0}, "exact_match_indicator"),
+    ("gsm:model=acme_m", {"exact_match_indicator": 0.0, "final_number_exact_match": 1.0},
+     "final_number_exact_match"),
+])
+def test_a_run_is_scored_with_the_first_metric_it_computes(tmp_path, run, stats, metric):
+    # math with use_chain_of_thought=False and Classic's gsm could not be read at all.
+    scores = read_run(tmp_path, generation_run(tmp_path, stats), run)
+    assert scores.metric == metric and scores.rows["score"].to_list() == [1.0]
+
+
+def test_a_metric_set_in_the_config_is_the_only_candidate(tmp_path):
+    files = generation_run(tmp_path, {"math_equiv": 1.0})
+    run = "math:subject=algebra,level=1,use_chain_of_thought=False,model=acme_m"
+    with pytest.raises(InputError, match=re.escape(
+            f"{tmp_path}: no unperturbed row of display_predictions.json has metric "
+            "'math_equiv_chain_of_thought'; set the scenario's metric in helm.metrics")):
+        read_run(tmp_path, files, run, {"math": {"name": "math_equiv_chain_of_thought"}})
+    with pytest.raises(InputError, match=re.escape(
+            "has any of the metrics ['final_number_exact_match', 'exact_match_indicator']")):
+        read_run(tmp_path, generation_run(tmp_path, {"f1_score": 1.0}), "gsm:model=acme_m")

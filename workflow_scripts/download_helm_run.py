@@ -14,7 +14,8 @@ from llmrouter.logs import run_logged
 def main() -> None:
     params, wildcards = snakemake.params, snakemake.wildcards  # noqa: F821
     result = download_run(params.roots, wildcards.suite, wildcards.run, params.folder,
-                          transfer_settings(snakemake.config["helm"]))  # noqa: F821
+                          transfer_settings(snakemake.config["helm"]),  # noqa: F821
+                          tuple(params.metrics))
     logging.info("%s", result.line())
     print(result.line(), file=sys.__stdout__, flush=True)
     record = download_record(result, params.folder, params.on_missing)

@@ -17,7 +17,7 @@ import polars as pl
 from llmrouter.artifacts import InputError
 from llmrouter.benchmark import CleaningReport, correctness_table
 from llmrouter.helm import reader
-from llmrouter.helm.index import metric_for, parse_run_name
+from llmrouter.helm.index import metric_candidates, metric_for, parse_run_name
 
 
 def load_json(path: Path) -> object:
@@ -56,7 +56,7 @@ def read_run(folder: str | Path, files: list[str], run: str,
     folder = Path(folder)
     spec_path = folder / "run_spec.json"
     model, method = run_model(load_json(spec_path), str(spec_path))
-    metric = str(metric_for(parse_run_name(run).scenario, metrics)["name"])
+    candidates = metric_candidates(parse_run_name(run).scenario, metrics)
     multiple_choice = method.startswith("multiple_choice")
     if "instances.json" in files:
         path = folder / "instances.json"
@@ -65,13 +65,7 @@ def read_run(folder: str | Path, files: list[str], run: str,
         path = folder / "scenario_state.json"
         raw = reader.scenario_state_instances(load_json(path), str(path))
         instances = reader.read_instances(raw, str(path), multiple_choice)
-    if "display_predictions.json" in files:
-        path = folder / "display_predictions.json"
-        trials = reader.read_display_predictions(load_json(path), metric, str(path))
-    else:
-        path = folder / "per_instance_stats.json"
-        trials = reader.read_per_instance_stats(load_json(path), metric, str(path))
-        trials = trials.drop("split")
+    trials, metric = read_trials(folder, files, candidates)
     rows = reader.instance_scores(instances, trials)
     if rows.height == 0:
         # A model without rows would silently drop out of the whole pool (not in every
@@ -84,6 +78,31 @@ def read_run(folder: str | Path, files: list[str], run: str,
                          "out with helm.runs.exclude")
     n_trials = int(rows["n_trials"].max() or 0)
     return RunScores(model=model, metric=metric, rows=rows, n_trials=n_trials)
+
+
+def read_trials(folder: Path, files: list[str],
+                candidates: tuple[str, ...]) -> tuple[pl.DataFrame, str]:
+    """Per-trial values (instance_id, train_trial_index, value) of the first of `candidates`
+    the run has, and its name. display_predictions.json holds only the metrics HELM's schema
+    shows for the run's groups, so per_instance_stats.json (every metric the run computed),
+    when downloaded, is read for a metric the former lacks."""
+    readers = [(name, read) for name, read in (
+        ("display_predictions.json", reader.read_display_predictions),
+        ("per_instance_stats.json", reader.read_per_instance_stats)) if name in files]
+    for name, read in readers:
+        path = folder / name
+        data = load_json(path)
+        for metric in candidates:
+            try:
+                trials = read(data, metric, str(path))
+            except reader.MetricMissing:
+                continue
+            return trials.drop("split", strict=False), metric
+    wanted = (f"metric {candidates[0]!r}" if len(candidates) == 1
+              else f"any of the metrics {list(candidates)}")
+    raise InputError(f"{folder}: no unperturbed row of {' or '.join(n for n, _ in readers)} "
+                     f"has {wanted}; set the scenario's metric in helm.metrics or leave the "
+                     "run out with helm.runs.exclude")
 
 
 def dataset_rows(dataset: str, runs: list[RunScores]) -> pl.DataFrame:

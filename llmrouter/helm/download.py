@@ -254,12 +254,15 @@ class RunDownload:
 
 
 def download_run(roots: list[str], suite: str, run: str, folder: str | Path,
-                 transfer: Transfer) -> RunDownload:
+                 transfer: Transfer, metrics: tuple[str, ...] = ()) -> RunDownload:
     """Download the files one run needs into `folder` (kept across attempts).
 
-    Per entry of RUN_FILES the first alternative the server has is fetched. A run whose file
-    is absent (4xx) is `missing`; one whose file stays broken after retries is `broken`.
-    HelmUnreachable propagates: no run can be fetched then.
+    Per entry of RUN_FILES the first alternative the server has is fetched. display_predictions
+    holds only the metrics HELM's schema shows for the run's groups: when it has none of
+    `metrics` (the scenario's candidates, index.metric_candidates), per_instance_stats.json,
+    with every metric the run computed, is fetched too. A run whose file is absent (4xx) is
+    `missing`; one whose file stays broken after retries is `broken`. HelmUnreachable
+    propagates: no run can be fetched then.
     """
     folder = Path(folder)
     stats = FetchStats()
@@ -267,31 +270,60 @@ def download_run(roots: list[str], suite: str, run: str, folder: str | Path,
     files: list[str] = []
     status, reason = "ok", ""
     for alternatives in RUN_FILES:
-        found = None
-        for name in alternatives:
-            if (folder / name).exists() and valid_json(folder / name):
-                stats.cached += 1
-                found = name
-                break
-        if found is None:
-            tried = []
-            for name in alternatives:
-                try:
-                    fetch_first(roots, ["runs", suite, run, name], folder / name, transfer, stats)
-                    found = name
-                    break
-                except MissingFile as error:
-                    tried.append(f"{name}: HTTP {error.status}")
-                except BrokenFile as error:
-                    status, reason = "broken", str(error)
-                    break
-            if found is None and status == "ok":
-                status, reason = "missing", "; ".join(tried)
+        found, status, reason = _fetch_any(roots, suite, run, folder, alternatives, transfer,
+                                           stats)
         if found is None:
             break
         files.append(found)
+    if (status == "ok" and metrics and files[-1] == DISPLAY_FILE
+            and not displays_any(folder / DISPLAY_FILE, metrics)):
+        found, status, reason = _fetch_any(roots, suite, run, folder, (STATS_FILE,), transfer,
+                                           stats)
+        if found is not None:
+            files.append(found)
+        elif status == "missing":
+            reason = f"{DISPLAY_FILE} has none of the metrics {list(metrics)}, and {reason}"
     return RunDownload(run=run, suite=suite, status=status, files=files if status == "ok" else [],
                        reason=reason, stats=stats, seconds=time.monotonic() - start)
+
+
+DISPLAY_FILE, STATS_FILE = "display_predictions.json", "per_instance_stats.json"
+
+
+def _fetch_any(roots: list[str], suite: str, run: str, folder: Path,
+               alternatives: tuple[str, ...], transfer: Transfer,
+               stats: FetchStats) -> tuple[str | None, str, str]:
+    """(the alternative now in `folder` or None, status, reason): a valid copy already there,
+    else the first the server has."""
+    for name in alternatives:
+        if (folder / name).exists() and valid_json(folder / name):
+            stats.cached += 1
+            return name, "ok", ""
+    tried = []
+    for name in alternatives:
+        try:
+            fetch_first(roots, ["runs", suite, run, name], folder / name, transfer, stats)
+            return name, "ok", ""
+        except MissingFile as error:
+            tried.append(f"{name}: HTTP {error.status}")
+        except BrokenFile as error:
+            return None, "broken", str(error)
+    return None, "missing", "; ".join(tried)
+
+
+def displays_any(path: Path, metrics: tuple[str, ...]) -> bool:
+    """Whether an unperturbed row of the display_predictions.json at `path` carries one of
+    `metrics`. A file of another shape counts as yes: the reader names what is wrong in it."""
+    with open(path, "rb") as handle:
+        rows = json.load(handle)
+    if not isinstance(rows, list):
+        return True
+    for row in rows:
+        if not isinstance(row, dict) or not isinstance(row.get("stats"), dict):
+            return True
+        if not row.get("perturbation") and any(m in row["stats"] for m in metrics):
+            return True
+    return False
 
 
 def download_record(result: RunDownload, folder: str | Path, on_missing: str) -> pl.DataFrame:

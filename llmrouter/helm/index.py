@@ -37,6 +37,14 @@ DEFAULT_METRICS: dict[str, dict[str, float | str]] = {
        for s in ("summarization_cnndm", "summarization_xsum")},
 }
 FALLBACK_METRIC = {"name": "exact_match", "threshold": 0.5}
+# Metrics a run of the scenario may compute instead of the default name, in order: HELM's
+# run_specs.py gives math `math_equiv_chain_of_thought` only with use_chain_of_thought=True,
+# else `math_equiv`; Classic's gsm runs (suite v0.3.0) compute `exact_match_indicator`, later
+# ones also `final_number_exact_match`. Each is 0/1 per instance, like the default.
+ALTERNATIVE_METRICS: dict[str, tuple[str, ...]] = {
+    "math": ("math_equiv",),
+    "gsm": ("exact_match_indicator",),
+}
 
 RUN_LIST_COLUMNS = ["run", "suite", "scenario", "dataset", "model_slug"]
 
@@ -105,6 +113,14 @@ def metric_for(scenario: str, overrides: dict | None = None) -> dict[str, float 
     """The metric name and threshold of a scenario: config overrides, then HELM.md defaults."""
     chosen = {**FALLBACK_METRIC, **DEFAULT_METRICS.get(scenario, {})}
     return {**chosen, **(overrides or {}).get(scenario, {})}
+
+
+def metric_candidates(scenario: str, overrides: dict | None = None) -> tuple[str, ...]:
+    """Metric names that mean "correct" in a scenario's runs, in order: a run is scored with
+    the first one it has. A name set in helm.metrics is the only candidate."""
+    if "name" in (overrides or {}).get(scenario, {}):
+        return (str(overrides[scenario]["name"]),)
+    return (str(metric_for(scenario)["name"]), *ALTERNATIVE_METRICS.get(scenario, ()))
 
 
 def check_metric_scenarios(metrics: dict | None, index: dict[str, str]) -> None:

@@ -36,6 +36,11 @@ def instance_text(instance: dict, multiple_choice: bool) -> str:
     return text
 
 
+class MetricMissing(InputError):
+    """A run's file parses but no unperturbed row of it carries the metric asked for: the run
+    may compute another (convert.read_run then tries the next candidate)."""
+
+
 class NullFieldError(TypeError):
     """A field of a HELM record that is null where a value belongs (format_error names it)."""
 
@@ -140,7 +145,7 @@ def read_display_predictions(predictions: list, metric: str, source: str) -> pl.
     except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise format_error(source, "a prediction", error) from None
     if not rows:
-        raise InputError(f"{source}: no unperturbed prediction has metric {metric!r}")
+        raise MetricMissing(f"{source}: no unperturbed prediction has metric {metric!r}")
     return build_frame(rows, {"instance_id": pl.String, "train_trial_index": pl.Int64,
                               "value": pl.Float64}, source, "a prediction")
 
@@ -171,7 +176,7 @@ def read_per_instance_stats(stats: list, metric: str, source: str) -> pl.DataFra
     except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise format_error(source, "a stat", error) from None
     if not rows:
-        raise InputError(f"{source}: no unperturbed per-instance stat {metric!r}")
+        raise MetricMissing(f"{source}: no unperturbed per-instance stat {metric!r}")
     return build_frame(rows, {"instance_id": pl.String, "train_trial_index": pl.Int64,
                               "split": pl.String, "value": pl.Float64}, source, "a stat")
 
