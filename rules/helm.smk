@@ -124,6 +124,7 @@ if config["source"] == "helm":
         params:
             metrics=HELM["metrics"],
             suite=helm_index_suite(),
+            on_missing=HELM["on_missing"],
         script:
             "../workflow_scripts/prepare_helm_dataset.py"
 

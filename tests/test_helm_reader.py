@@ -269,7 +269,7 @@ def test_runs_that_disagree_on_an_instance_text_are_named(monkeypatch):
         dataset_table("anatomy", downloads)
 
 
-def generation_run(folder: Path, stats: dict[str, float], files_too: bool = True) -> list[str]:
+def generation_run(folder: Path, stats: dict[str, float]) -> list[str]:
     """A one-instance generation run in `folder` whose display row carries `stats`."""
     (folder / "run_spec.json").write_text(json.dumps(
         {"adapter_spec": {"model": "acme/m", "method": "generation"}}))
@@ -306,3 +306,28 @@ def test_a_metric_set_in_the_config_is_the_only_candidate(tmp_path):
     with pytest.raises(InputError, match=re.escape(
             "has any of the metrics ['final_number_exact_match', 'exact_match_indicator']")):
         read_run(tmp_path, generation_run(tmp_path, {"f1_score": 1.0}), "gsm:model=acme_m")
+
+
+def test_a_run_that_cannot_be_read_is_left_out_with_a_warning_under_skip(tmp_path, caplog):
+    # HELM.md: a broken run must be reported, not crash the workflow. helm.on_missing: skip
+    # left out runs that failed to download but stopped on one that downloaded and is broken.
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    files = generation_run(good, {"f1_score": 1.0})
+    generation_run(bad, {"f1_score": 1.0})
+    (bad / "display_predictions.json").write_text(json.dumps([{"instance_id": "id1",
+                                                               "stats": None}]))
+    downloads = pl.DataFrame([
+        {"run": f"narrative_qa:model={name}", "suite": "v", "status": "ok",
+         "folder": str(folder), "files": files, "reason": ""}
+        for name, folder in (("acme_m", good), ("acme_bad", bad))])
+    with pytest.raises(InputError, match="a prediction is not in HELM.s format"):
+        dataset_table("narrative_qa", downloads)
+    table, _, lines = dataset_table("narrative_qa", downloads, on_missing="skip")
+    assert table["model"].to_list() == ["acme/m"]
+    assert any(line.startswith("narrative_qa:model=acme_bad: skipped (unreadable: ")
+               for line in lines)
+    assert "HELM run narrative_qa:model=acme_bad cannot be read, left out" in caplog.text
+    with pytest.raises(InputError, match="none of its 1 HELM runs was downloaded and readable"):
+        dataset_table("narrative_qa", downloads.tail(1), on_missing="skip")

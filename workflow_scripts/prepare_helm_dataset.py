@@ -25,7 +25,8 @@ def main() -> None:
                                                    snakemake.params.suite))  # noqa: F821
     records = [pl.read_parquet(p) for p in snakemake.input.downloads]  # noqa: F821
     downloads = pl.concat(records).cast(DOWNLOAD_COLUMNS)
-    table, report, lines = dataset_table(dataset, downloads, metrics)
+    table, report, lines = dataset_table(dataset, downloads, metrics,
+                                         snakemake.params.on_missing)  # noqa: F821
     for line in lines + report.lines():
         logging.info(line)
     write_table(table, snakemake.output[0])  # noqa: F821

@@ -18,6 +18,7 @@ from llmrouter.artifacts import InputError
 from llmrouter.benchmark import CleaningReport, correctness_table
 from llmrouter.helm import reader
 from llmrouter.helm.index import metric_candidates, metric_for, parse_run_name
+from llmrouter.logs import warn
 
 
 def load_json(path: Path) -> object:
@@ -127,18 +128,28 @@ def dataset_rows(dataset: str, runs: list[RunScores]) -> pl.DataFrame:
 
 
 def dataset_table(dataset: str, downloads: pl.DataFrame, metrics: dict | None = None,
-                  ) -> tuple[pl.DataFrame, CleaningReport, list[str]]:
+                  on_missing: str = "fail") -> tuple[pl.DataFrame, CleaningReport, list[str]]:
     """The correctness table of `dataset` from its download records (DOWNLOAD_COLUMNS).
 
-    Runs not downloaded (`missing`, `broken`) are left out; the threshold is the scenario's.
-    Returns the table, the cleaning report and lines for the log.
+    Runs not downloaded (`missing`, `broken`) are left out; so, with on_missing "skip" (the
+    config's helm.on_missing), are downloaded runs that cannot be read, each with a warning;
+    with "fail" those stop it. The threshold is the scenario's. Returns the table, the
+    cleaning report and lines for the log.
     """
     lines, runs, names, threshold = [], [], [], None
     for record in downloads.iter_rows(named=True):
         if record["status"] != "ok":
             lines.append(f"{record['run']}: skipped ({record['status']}: {record['reason']})")
             continue
-        scores = read_run(record["folder"], record["files"], record["run"], metrics)
+        try:
+            scores = read_run(record["folder"], record["files"], record["run"], metrics)
+        except InputError as error:
+            if on_missing != "skip":
+                raise
+            warn(f"HELM run {record['run']} cannot be read, left out (helm.on_missing: "
+                 f"skip): {error}")
+            lines.append(f"{record['run']}: skipped (unreadable: {error})")
+            continue
         scenario = parse_run_name(record["run"]).scenario
         threshold = float(metric_for(scenario, metrics)["threshold"])
         lines.append(f"{record['run']}: {scores.model}, {scores.rows.height} instances, "
@@ -147,8 +158,8 @@ def dataset_table(dataset: str, downloads: pl.DataFrame, metrics: dict | None = 
         names.append(record["run"])
     if not runs:
         raise InputError(f"dataset {dataset!r}: none of its {downloads.height} HELM runs was "
-                         "downloaded (see results/helm/missing_runs.tsv); exclude it with "
-                         "helm.runs.exclude")
+                         "downloaded and readable (see results/helm/missing_runs.tsv and this "
+                         "job's log); exclude it with helm.runs.exclude")
     models = [run.model for run in runs]
     repeated = sorted({m for m in models if models.count(m) > 1})
     if repeated:
