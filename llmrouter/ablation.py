@@ -281,7 +281,8 @@ def ablation_table(inputs: Inputs, variants: list[Variant], base: RoutingParams,
                    repeats: int = 3, grid: tuple[float, ...] = bandwidth.DEFAULT_GRID,
                    ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(summary, scores): one summary row per variant, mean over `repeats` seeds where alpha > 0
-    (with the standard deviation of S3's accuracy and of the p error), and every score row."""
+    (with the sample standard deviation over seeds of S3's accuracy, of the gap it closes and
+    of the p error; NaN with one seed), and every score row."""
     rows, all_scores = [], []
     for variant in variants:
         seeds = range(repeats) if variant.alpha > 0 else [0]
@@ -296,10 +297,15 @@ def ablation_table(inputs: Inputs, variants: list[Variant], base: RoutingParams,
             "variant": variant.name, "mode": variant.mode, "descriptor": variant.descriptor,
             "bandwidth": str(variant.bandwidth), "fallback": variant.fallback,
             "alpha": variant.alpha, "repeats": len(per_seed), **mean,
-            "s3_std": float(np.std([m["s3"] for m in per_seed])),
-            "p_mae_std": float(np.std([m["p_mae"] for m in per_seed])),
+            **{f"{key}_std": seed_spread([m[key] for m in per_seed])
+               for key in ("s3", "s3_gap_closed", "p_mae")},
         })
     return pl.DataFrame(rows), pl.concat(all_scores, how="diagonal_relaxed")
+
+
+def seed_spread(values: list[float]) -> float:
+    """Sample standard deviation (ddof 1) of a metric over seeds; NaN for a single seed."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
 
 def ablation_notes(n_tasks: int, n_models: int, repeats: int) -> list[str]:
@@ -310,9 +316,13 @@ def ablation_notes(n_tasks: int, n_models: int, repeats: int) -> list[str]:
         "per input). s3_gap_closed = (S3 - BMA) / (Oracle - BMA). p_mae = mean over tasks and "
         "models of |p - p_true|, p_true the true accuracy of the thresholded predictor.",
         f"alpha > 0: min(alpha n, 50) labelled points of the task join the pool and leave the "
-        f"scored set; mean over {repeats} seeds, s3_std and p_mae_std their spread.",
+        f"scored set; every column is the mean over {repeats} seeds (s3_gap_closed: the mean "
+        "of each seed's), s3_std, s3_gap_closed_std and p_mae_std their sample standard "
+        "deviation (nan: one seed).",
         "auto bandwidth: chosen per task by leave-one-task-out error on the pairs that task is "
-        "scored with (never on the task itself); median_bandwidth is the median choice.",
+        "scored with; median_bandwidth is the median choice. In strict rows the task is out of "
+        "every pool those pairs come from; reference rows take the reference's pairs, with the "
+        "task in the other tasks' pools.",
     ]
 
 
@@ -320,7 +330,7 @@ def ablation_markdown(table: pl.DataFrame, title: str, notes: list[str]) -> str:
     """The ablation as a Markdown table (accuracies of the picks, p error, S3 against BMA)."""
     cols = ["variant", "s1", "s2", "s3", "s3_true_p", "bma", "oracle", "per_instance",
             "s3_gap_closed", "p_mae", "s3_beats_bma", "s3_ties_bma", "s3_loses_bma",
-            "median_bandwidth", "s3_std", "p_mae_std"]
+            "median_bandwidth", "s3_std", "s3_gap_closed_std", "p_mae_std"]
     lines = [f"# {title}", "", "| " + " | ".join(cols) + " |",
              "|" + "|".join("---" for _ in cols) + "|"]
     counts = {"s3_beats_bma", "s3_ties_bma", "s3_loses_bma"}

@@ -109,7 +109,9 @@ def summary(scores: pl.DataFrame, cost: dict[str, float] | None = None) -> pl.Da
                 else None,
                 "pearson": pearson,
                 "spearman": spearman,
-                "pick_is_bma_pct": 100.0 * (mine["model"] == mine["bma"]).mean(),
+                # per-instance routing picks no single model: neither BMA's nor another
+                "pick_is_bma_pct": None if method == "per_instance"
+                else 100.0 * (mine["model"] == mine["bma"]).mean(),
                 "mean_rank": mine["rank"].cast(pl.Float64).mean(),
                 "mean_cost": mine["cost"].mean(),
             }

@@ -75,8 +75,9 @@ def test_ablation_table_seed_mean_and_std(monkeypatch):
     # Variant "a" (alpha > 0) is scored with seeds 0 and 1, "b" (alpha 0) with seed 0 only.
     #   seed 0: S3 picks m2 (0.8, beats, gap closed 1), |p - p_true| 0.1, bandwidth 0.1
     #   seed 1: S3 picks m1 (0.4, ties,  gap closed 0), |p - p_true| 0.3, bandwidth 0.3
-    # "a": s3 mean 0.6, std (population, ddof 0) 0.2; p_mae mean 0.2, std 0.1; beats 0.5,
-    #      ties 0.5, gap closed 0.5, median bandwidth 0.2. "b": seed 0's numbers, stds 0.
+    # "a": s3 mean 0.6, sample std (ddof 1) sqrt(0.08) = 0.2828; p_mae mean 0.2, std 0.1414;
+    #      gap closed mean 0.5, std 0.7071; beats 0.5, ties 0.5, median bandwidth 0.2.
+    # "b": seed 0's numbers; one seed has no spread (NaN).
     calls = []
 
     def fake_score_variant(inputs, variant, base, seed=0, grid=None):
@@ -90,13 +91,15 @@ def test_ablation_table_seed_mean_and_std(monkeypatch):
     assert scores.height == 6  # every score row of every call
     a, b = table.iter_rows(named=True)
     assert (a["variant"], a["repeats"], a["alpha"], b["repeats"]) == ("a", 2, 0.1, 1)
-    assert a["s3"] == pytest.approx(0.6) and a["s3_std"] == pytest.approx(0.2)
-    assert a["p_mae"] == pytest.approx(0.2) and a["p_mae_std"] == pytest.approx(0.1)
+    assert a["s3"] == pytest.approx(0.6) and a["s3_std"] == pytest.approx(0.08 ** 0.5)
+    assert a["p_mae"] == pytest.approx(0.2) and a["p_mae_std"] == pytest.approx(0.02 ** 0.5)
+    assert a["s3_gap_closed_std"] == pytest.approx(0.5 ** 0.5)
     assert (a["s3_beats_bma"], a["s3_ties_bma"], a["s3_loses_bma"]) == (0.5, 0.5, 0.0)
     assert a["s3_gap_closed"] == pytest.approx(0.5)
     assert a["median_bandwidth"] == pytest.approx(0.2)
     assert a["bma"] == pytest.approx(0.4) and a["oracle"] == pytest.approx(0.8)
-    assert b["s3"] == pytest.approx(0.8) and b["s3_std"] == 0.0 and b["p_mae_std"] == 0.0
+    assert b["s3"] == pytest.approx(0.8)
+    assert all(math.isnan(b[k]) for k in ("s3_std", "s3_gap_closed_std", "p_mae_std"))
     assert b["s3_gap_closed"] == pytest.approx(1.0)
 
     text = ablation.ablation_markdown(table, "T", ["a note"])
@@ -104,6 +107,6 @@ def test_ablation_table_seed_mean_and_std(monkeypatch):
     assert lines[0] == "# T" and lines[-3:] == ["", "a note", ""]
     # Accuracies etc. with 4 decimals (per_instance: NaN), S3-vs-BMA counts with :g.
     assert lines[4] == ("| a | 0.4000 | 0.4000 | 0.6000 | 0.4000 | 0.4000 | 0.8000 | nan | "
-                        "0.5000 | 0.2000 | 0.5 | 0.5 | 0 | 0.2000 | 0.2000 | 0.1000 |")
+                        "0.5000 | 0.2000 | 0.5 | 0.5 | 0 | 0.2000 | 0.2828 | 0.7071 | 0.1414 |")
     assert lines[5] == ("| b | 0.4000 | 0.4000 | 0.8000 | 0.4000 | 0.4000 | 0.8000 | nan | "
-                        "1.0000 | 0.1000 | 1 | 0 | 0 | 0.1000 | 0.0000 | 0.0000 |")
+                        "1.0000 | 0.1000 | 1 | 0 | 0 | 0.1000 | nan | nan | nan |")

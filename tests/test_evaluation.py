@@ -103,13 +103,14 @@ def test_summary_correlations_skip_constant_task():
 
 def test_summary_per_instance_row():
     # Per-instance accuracy A 0.7, B 0.95 (C unlabelled: null, left out): mean 0.825,
-    # ratio 0.825 / 0.85; it has no single model: never BMA's pick, no rank, no correlations.
+    # ratio 0.825 / 0.85; it has no single model: no share of BMA's picks, no rank, no
+    # correlations.
     scores = scores_table(ROWS, per_instance={"A": 0.7, "B": 0.95, "C": None})
     row = by_method(evaluation.summary(scores))["per_instance"]
     assert row["tasks"] == 2
     assert row["mean_accuracy"] == pytest.approx(0.825)
     assert row["ratio_to_oracle"] == pytest.approx(0.825 / 0.85)
-    assert row["pick_is_bma_pct"] == 0.0
+    assert row["pick_is_bma_pct"] is None
     assert row["mean_rank"] is None
     assert math.isnan(row["pearson"]) and math.isnan(row["spearman"])
 
