@@ -39,7 +39,9 @@ class Coverage:
     u: the task's kNN descriptor; u_min / u_median / u_max: the benchmark tasks' u(d);
     far_by_u: u > u_max; nearest_distance / benchmark_nearest_max: OT distance to the task's
     nearest benchmark task, and the largest such distance among benchmark tasks (None without
-    OT distances); far_by_distance: nearest_distance > benchmark_nearest_max.
+    OT distances, or when the task has fewer than `min_points` prompts); far_by_distance:
+    nearest_distance > benchmark_nearest_max. n_points: the task's prompts; min_points: the
+    smallest cloud the benchmark's distances were computed between (ot_min_points).
     """
 
     u: float
@@ -50,6 +52,16 @@ class Coverage:
     nearest_distance: float | None = None
     benchmark_nearest_max: float | None = None
     far_by_distance: bool = False
+    n_points: int | None = None
+    min_points: int | None = None
+
+    @property
+    def too_few_for_ot(self) -> bool:
+        """Fewer prompts than the smallest benchmark cloud: an OT distance from a few points is
+        large by construction (one point's is its mean distance to the other cloud), so it is
+        not compared with the benchmark's."""
+        return (self.n_points is not None and self.min_points is not None
+                and self.n_points < self.min_points)
 
     @property
     def far(self) -> bool:
@@ -95,18 +107,28 @@ def nearest_by_distance(distances: pl.DataFrame, task: str) -> pl.DataFrame:
     )
 
 
+def ot_min_points(dataset_sizes: list[int], max_points: int) -> int:
+    """The smallest cloud between which the benchmark's OT distances were computed: each task
+    takes min(its size, distances.max_points) points."""
+    return min(min(int(n), max_points) for n in dataset_sizes)
+
+
 def coverage(u: float, benchmark_u: np.ndarray, distances: pl.DataFrame | None = None,
-             task: str | None = None) -> Coverage:
+             task: str | None = None, n_points: int | None = None,
+             min_points: int | None = None) -> Coverage:
     """Where the task's descriptors fall among the benchmark tasks'.
 
     benchmark_u: (n_datasets,) u(d) of the benchmark tasks (the smoother's pairs).
     distances: the OT table with rows for benchmark tasks and, for `task`, the task's rows.
+    n_points, min_points: see Coverage; with fewer prompts than min_points the OT distances
+    are not compared.
     """
     benchmark_u = np.asarray(benchmark_u, dtype=np.float64)
     if benchmark_u.size == 0:
         raise ValueError("no benchmark descriptors to compare with")
     nearest = limit = None
-    if distances is not None and task is not None:
+    few = n_points is not None and min_points is not None and n_points < min_points
+    if distances is not None and task is not None and not few:
         mine = nearest_by_distance(distances, task)
         others = distances.filter((pl.col("task") != task) & (pl.col("task") != pl.col("dataset"))
                                   & (pl.col("dataset") != task))
@@ -122,6 +144,8 @@ def coverage(u: float, benchmark_u: np.ndarray, distances: pl.DataFrame | None =
         nearest_distance=nearest,
         benchmark_nearest_max=limit,
         far_by_distance=bool(nearest is not None and limit is not None and nearest > limit),
+        n_points=n_points,
+        min_points=min_points,
     )
 
 
@@ -157,6 +181,13 @@ def _number(value: float | None, digits: int = 3) -> str:
         else f"{value:.{digits}f}"
 
 
+def _cost(value: float | None) -> str:
+    """A cost cell: 4 decimals, or 3 significant digits for a price per token (2e-06)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return f"{value:.4f}" if value == 0 or abs(value) >= 0.01 else f"{value:.3g}"
+
+
 def pick_of(table: pl.DataFrame, method: str) -> str | None:
     """The model that `method` (a display name of the picks column) picks, None if none."""
     rows = table.filter(pl.col("picks").str.contains(rf"(^|, ){method}(,|$)"))
@@ -180,7 +211,8 @@ def ranking_markdown(
     (a misspelt model id would otherwise just leave that model's true accuracy blank)."""
     s3_pick = pick_of(table, "S3")
     lines = [f"# Which model for `{task}`?", ""]
-    lines.append(f"{n_prompts} prompts scored against {table.height} benchmark models.")
+    lines.append(f"{n_prompts} prompt{'s' if n_prompts != 1 else ''} scored against "
+                 f"{table.height} benchmark models.")
     lines.append("")
     if unknown:
         names = ", ".join(f"`{c}`" for c in unknown)
@@ -213,8 +245,13 @@ def ranking_markdown(
                      f"{cover.nearest_distance:.4f}; the largest such distance among benchmark "
                      f"tasks is {cover.benchmark_nearest_max:.4f}"
                      + (", so this task is farther." if cover.far_by_distance else "."))
+    if cover.too_few_for_ot:
+        lines.append(f"- No optimal-transport check: {cover.n_points} prompts are fewer than "
+                     f"the {cover.min_points} points of the smallest benchmark task it would "
+                     "be compared with, and the OT distance of a few points is large by "
+                     "construction. u(t) above is the check.")
     lines.append("")
-    if nearest is not None and nearest.height:
+    if nearest is not None and nearest.height and not cover.too_few_for_ot:
         lines += ["Nearest benchmark tasks (optimal-transport distance between embedding "
                   "clouds):", "", "| dataset | distance |", "|---|---|"]
         lines += [f"| {d} | {x:.4f} |" for d, x in nearest.head(5).iter_rows()]
@@ -233,7 +270,7 @@ def ranking_markdown(
     for row in shown.iter_rows(named=True):
         cells = [str(row["rank"]), f"`{row['model']}`",
                  *(_number(row[c]) for c in SCORE_HEADERS)]
-        cells += [_number(row["cost"], 4)] if has_cost else []
+        cells += [_cost(row["cost"])] if has_cost else []
         cells += [_number(row["accuracy"])] if has_accuracy else []
         cells += [row["picks"]]
         lines.append("| " + " | ".join(cells) + " |")
@@ -275,6 +312,7 @@ def rank_new_task(
     descriptor_k: int,
     costs: dict[str, float] | None = None,
     top: int | None = None,
+    min_points: int | None = None,
 ) -> NewTaskRanking:
     """Rank the benchmark models on a new task and say how close it is to the benchmark.
 
@@ -283,14 +321,15 @@ def rank_new_task(
     (heldout null) gives the benchmark tasks' u(d); datasets: the pool's dataset names;
     prompts: the task file (its correctness columns give the true accuracy);
     task_distances / distance_matrix: the task's row and the benchmark's matrix of OT
-    distances (task, dataset, distance); costs, top: as in ranking_table / ranking_markdown.
+    distances (task, dataset, distance); costs, top: as in ranking_table / ranking_markdown;
+    min_points: ot_min_points of the benchmark (None: the OT distances are always compared).
     The page names the correctness columns that match no benchmark model (`unknown`).
     """
     benchmark_u = pairs_rows(pairs, None).unique("dataset")["u"].to_numpy()
     row = task_distances.select(DISTANCE_COLUMNS)
     matrix = distance_matrix.select(DISTANCE_COLUMNS)
     u = task_u(neighbours, descriptor_k)
-    cover = coverage(u, benchmark_u, pl.concat([matrix, row]), task)
+    cover = coverage(u, benchmark_u, pl.concat([matrix, row]), task, prompts.height, min_points)
     given = given_accuracy(prompts)
     unknown = sorted(set(given) - set(scores["model"].to_list()))
     table = ranking_table(scores, costs, given)

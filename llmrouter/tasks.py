@@ -43,7 +43,9 @@ def check_task_name(name: str, source: str | Path) -> str:
     """Return `name` if usable as a task name (it names output files), else raise InputError
     naming `source` (the file or config key the name came from)."""
     if not NAME_PATTERN.match(name):
-        raise InputError(f"{source}: task name {name!r} must be letters, digits, '_', '.', '-'")
+        raise InputError(f"{source}: task name {name!r} must be ASCII letters, digits, '_', "
+                         "'.' and '-', starting with a letter or digit (it names files and "
+                         "Snakemake targets); rename it")
     if len(name) > MAX_NAME_CHARS:
         raise InputError(f"{source}: task name {name[:40] + '...'!r} is longer than "
                          f"{MAX_NAME_CHARS} characters, too long to name its files")

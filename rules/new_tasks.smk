@@ -74,6 +74,7 @@ rule score_new_task:
         costs=cost_params()["models"],
         named_models=models_named_in_config(),
         task_file=new_task_file,
+        max_points=config["distances"]["max_points"],
     script:
         "../workflow_scripts/score_new_task.py"
 

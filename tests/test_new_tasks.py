@@ -77,6 +77,40 @@ def test_coverage_flags_a_far_task():
     assert ranking.nearest_by_distance(near, "t")["dataset"].to_list() == ["a", "b"]
 
 
+def test_a_task_of_few_prompts_is_not_judged_by_ot_distance():
+    # One prompt copied from a benchmark task was "far from everything": the OT distance of
+    # one point is its mean distance to the other cloud, while the limit comes from clouds of
+    # hundreds of points. Below the smallest benchmark cloud only u(t) judges.
+    matrix = pl.DataFrame({"task": ["a", "a", "b", "b"], "dataset": ["a", "b", "a", "b"],
+                           "distance": [0.0, 0.5, 0.5, 0.0]})
+    one = pl.DataFrame({"task": ["t", "t"], "dataset": ["a", "b"], "distance": [0.75, 0.9]})
+    distances = pl.concat([matrix, one])
+    assert ranking.ot_min_points([120, 900, 300], 500) == 120
+    assert ranking.coverage(0.4, np.array([0.5, 0.7]), distances, "t").far_by_distance
+    cover = ranking.coverage(0.4, np.array([0.5, 0.7]), distances, "t", 1, 120)
+    assert cover.too_few_for_ot and not cover.far and cover.nearest_distance is None
+    shares = pl.DataFrame({"dataset": ["a"], "share": [1.0], "mean_distance": [0.4]})
+    nearest = ranking.nearest_by_distance(one, "t")
+    page = ranking.ranking_markdown("t", ranking.ranking_table(scores_frame()), 1, cover,
+                                    shares, nearest)
+    assert "Warning" not in page and "| a | 0.7500 |" not in page
+    assert "1 prompt scored against 3 benchmark models." in page
+    assert ("No optimal-transport check: 1 prompts are fewer than the 120 points of the "
+            "smallest benchmark task") in page
+    enough = ranking.coverage(0.4, np.array([0.5, 0.7]), distances, "t", 120, 120)
+    assert enough.far_by_distance and not enough.too_few_for_ot
+
+
+def test_costs_per_token_are_told_apart_on_the_page():
+    # 4 decimals printed 2e-06 and 1.6e-05 both as 0.0000.
+    table = ranking.ranking_table(scores_frame(), {"a": 2e-06, "b": 1.6e-05, "c": 34})
+    cover = ranking.Coverage(u=0.6, u_min=0.5, u_median=0.6, u_max=0.7, far_by_u=False)
+    shares = pl.DataFrame({"dataset": ["a"], "share": [1.0], "mean_distance": [0.4]})
+    rows = [line for line in ranking.ranking_markdown("t", table, 30, cover, shares).splitlines()
+            if re.match(r"\| \d+ \| `", line)]
+    assert [row.split("|")[7].strip() for row in rows] == ["34.0000", "1.6e-05", "2e-06"]
+
+
 def test_ranking_markdown_warns_when_far():
     table = ranking.ranking_table(scores_frame())
     shares = pl.DataFrame({"dataset": ["algebra"], "share": [1.0], "mean_distance": [0.7]})
@@ -185,7 +219,9 @@ def test_new_task_target_writes_scores_and_ranking(tmp_path_factory):
     assert f"**Pick: `{pick}`**" in page
     assert f"{len(PROMPTS)} prompts scored against {len(models)} benchmark models" in page
     assert "## How close is this task to the benchmark?" in page
-    assert "Optimal-transport distance to the nearest benchmark task" in page
+    # 10 prompts, fewer than the slice's smallest subject: judged by u(t) alone.
+    assert "No optimal-transport check: 10 prompts are fewer than the " in page
+    assert "Optimal-transport distance to the nearest benchmark task" not in page
     header = next(line for line in page.splitlines() if line.startswith("| rank |"))
     assert header == ("| rank | model | S1 | S2 | estimated p | S3 | cost | true accuracy "
                       "| pick |")

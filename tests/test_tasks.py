@@ -124,6 +124,10 @@ def test_the_name_not_the_file_names_the_task(tmp_path):
     assert "fine.jsonl" in str(error.value)
     with pytest.raises(InputError, match="new_tasks.files"):
         find_task_files(tmp_path / "absent", {"bad name!": str(path)})
+    # "ü" is a letter: the rule says ASCII, and what to do.
+    with pytest.raises(InputError, match=r"task name 'über' must be ASCII letters, digits, "
+                                         r"'_', '.' and '-', .*; rename it"):
+        task_name(tmp_path / "über.jsonl")
 
 
 def test_find_task_files_and_names(tmp_path):
