@@ -91,8 +91,8 @@ def frontier(scores: pl.DataFrame, cost: dict[str, float],
     """Accuracy against cost over labelled tasks: one row per (method, epsilon) with the mean
     accuracy and mean cost of the cost-aware picks, plus per-instance routing (epsilon 0: each
     input's argmax, its cost the routed-share-weighted mean). A method here is the cheapest
-    model within epsilon of the best of its score: at epsilon 0 the plain argmax, so `s3`
-    without the BMA fallback of evaluation.summary's `s3`.
+    model within epsilon of the best of its score: at epsilon 0 the argmax (ties: the
+    cheapest), so `s3` without the BMA fallback of evaluation.summary's `s3`.
 
     scores: rows of routing.score_task (task, model, s1, s2, s3, accuracy, bma_score,
     routed_share); ties break on bma_score (the models' mean per-task accuracy over the tasks

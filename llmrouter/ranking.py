@@ -246,7 +246,8 @@ def ranking_markdown(
                      f"tasks is {cover.benchmark_nearest_max:.4f}"
                      + (", so this task is farther." if cover.far_by_distance else "."))
     if cover.too_few_for_ot:
-        lines.append(f"- No optimal-transport check: {cover.n_points} prompts are fewer than "
+        prompts = "1 prompt is" if cover.n_points == 1 else f"{cover.n_points} prompts are"
+        lines.append(f"- No optimal-transport check: {prompts} fewer than "
                      f"the {cover.min_points} points of the smallest benchmark task it would "
                      "be compared with, and the OT distance of a few points is large by "
                      "construction. u(t) above is the check.")

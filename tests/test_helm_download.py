@@ -235,6 +235,7 @@ def test_a_display_file_of_another_shape_fetches_nothing_more(tmp_path):
     path = tmp_path / "display_predictions.json"
     for content, expected in (([{"stats": {"m": 1}, "perturbation": {"name": "x"}}], False),
                               ([{"stats": {"m": 1}}], True), ({"not": "a list"}, True),
-                              ([{"stats": None}], True), ([], False)):
+                              ([{"stats": None}], True), ([], False),
+                              ([{"stats": {"m": None}}], False)):
         path.write_text(json.dumps(content))
         assert displays_any(path, ("m",)) is expected, content

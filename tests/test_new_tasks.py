@@ -95,7 +95,7 @@ def test_a_task_of_few_prompts_is_not_judged_by_ot_distance():
                                     shares, nearest)
     assert "Warning" not in page and "| a | 0.7500 |" not in page
     assert "1 prompt scored against 3 benchmark models." in page
-    assert ("No optimal-transport check: 1 prompts are fewer than the 120 points of the "
+    assert ("No optimal-transport check: 1 prompt is fewer than the 120 points of the "
             "smallest benchmark task") in page
     enough = ranking.coverage(0.4, np.array([0.5, 0.7]), distances, "t", 120, 120)
     assert enough.far_by_distance and not enough.too_few_for_ot

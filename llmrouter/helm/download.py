@@ -312,8 +312,9 @@ def _fetch_any(roots: list[str], suite: str, run: str, folder: Path,
 
 
 def displays_any(path: Path, metrics: tuple[str, ...]) -> bool:
-    """Whether an unperturbed row of the display_predictions.json at `path` carries one of
-    `metrics`. A file of another shape counts as yes: the reader names what is wrong in it."""
+    """Whether an unperturbed row of the display_predictions.json at `path` carries a value
+    (not null, as the reader takes it) of one of `metrics`. A file of another shape counts as
+    yes: the reader names what is wrong in it."""
     with open(path, "rb") as handle:
         rows = json.load(handle)
     if not isinstance(rows, list):
@@ -321,7 +322,8 @@ def displays_any(path: Path, metrics: tuple[str, ...]) -> bool:
     for row in rows:
         if not isinstance(row, dict) or not isinstance(row.get("stats"), dict):
             return True
-        if not row.get("perturbation") and any(m in row["stats"] for m in metrics):
+        if not row.get("perturbation") and any(row["stats"].get(m) is not None
+                                               for m in metrics):
             return True
     return False
 
