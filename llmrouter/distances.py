@@ -2,9 +2,11 @@
 
 A task is the uniform distribution over its inputs' unit-norm embeddings; the ground cost is
 the cosine distance (1 - cosine similarity), the same as the kNN predictor's. The distance is
-the optimal transport cost (Wasserstein-1 with cosine ground cost) between two tasks, exact
-(`ot.emd2`) or entropic (`ot.sinkhorn2`), on at most `max_points` points per task drawn with a
-seed derived from the task's name, so a task's subsample is the same in every job.
+the optimal transport cost with that ground cost between two tasks, exact (`ot.emd2`) or
+entropic (`ot.sinkhorn2`), on at most `max_points` points per task drawn with a seed derived
+from the task's name, so a task's subsample is the same in every job. On unit vectors
+1 - cos = |x - y|^2 / 2, so the exact cost is half the squared 2-Wasserstein distance: 0 for a
+cloud against itself and symmetric, but not a metric (no triangle inequality).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import os
 import numpy as np
 import polars as pl
 
+from llmrouter.artifacts import InputError
 from llmrouter.pool import Pool
 from llmrouter.rng import task_rng
 
@@ -22,6 +25,10 @@ os.environ.setdefault("POT_BACKEND_DISABLE_PYTORCH", "1")
 import ot  # noqa: E402
 
 METHODS = ("emd", "sinkhorn")
+SINKHORN_ITERATIONS, SINKHORN_TOLERANCE = 2_000, 1e-7
+# A plan whose marginals are off by more than this after SINKHORN_ITERATIONS is refused: the
+# cost of a plan off by e moves by at most 2 e (costs are in [0, 2]).
+SINKHORN_MAX_ERROR = 1e-4
 
 
 def subsample(vectors: np.ndarray, max_points: int, seed: int, task: str) -> np.ndarray:
@@ -61,6 +68,10 @@ def ot_distance(
     method "emd": exact network simplex (ot.emd2), which ignores `reg`; "sinkhorn": entropic
     with regularisation `reg` (ot.sinkhorn2, log-domain for stability). In units of cosine
     distance, so in [0, 2]; 0 for a cloud against itself (exact), symmetric.
+
+    Raises InputError when the solver stops before its optimum: POT only warns (emd) or says
+    nothing (sinkhorn2), and keeps a value that is not the OT cost (with a tiny reg, even below
+    the exact one).
     """
     if len(a) == 0 or len(b) == 0:
         raise ValueError("a task cloud is empty")
@@ -68,12 +79,22 @@ def ot_distance(
     weights_a = np.full(len(a), 1.0 / len(a))
     weights_b = np.full(len(b), 1.0 / len(b))
     if method == "emd":
-        value = ot.emd2(weights_a, weights_b, cost, numItermax=1_000_000)
+        value, log = ot.emd2(weights_a, weights_b, cost, numItermax=1_000_000, log=True)
+        if log["warning"] is not None:
+            raise InputError(f"distances: exact OT between clouds of {len(a)} and {len(b)} "
+                             f"points did not reach its optimum ({log['warning']}); lower "
+                             "distances.max_points")
     elif method == "sinkhorn":
         if reg is None:
             raise ValueError("Sinkhorn needs a regularisation reg > 0")
-        value = ot.sinkhorn2(weights_a, weights_b, cost, reg, method="sinkhorn_log",
-                             numItermax=2_000, stopThr=1e-7)
+        value, log = ot.sinkhorn2(weights_a, weights_b, cost, reg, method="sinkhorn_log",
+                                  numItermax=SINKHORN_ITERATIONS, stopThr=SINKHORN_TOLERANCE,
+                                  log=True, warn=False)
+        if not log["err"] or log["err"][-1] > SINKHORN_MAX_ERROR:
+            error = log["err"][-1] if log["err"] else float("nan")
+            raise InputError(f"distances: Sinkhorn with reg {reg} did not converge in "
+                             f"{SINKHORN_ITERATIONS} iterations (marginal error {error:.2g}); "
+                             "raise distances.reg or use distances.method emd")
     else:
         raise ValueError(f"unknown OT method {method!r}; known: {METHODS}")
     return max(float(value), 0.0)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from llmrouter import distances, knn
+from llmrouter.artifacts import InputError
 
 
 def cloud(seed: int, n: int, shift: float = 0.0, dim: int = 8) -> np.ndarray:
@@ -89,3 +90,22 @@ def test_task_clouds_and_row_frame():
     np.testing.assert_array_equal(clouds["d0"], distances.subsample(vectors[:30], 10, 0, "d0"))
     frame = distances.row_frame("a", {"a": 0.0, "b": 0.4}, 0.25)
     assert frame.rows() == [("a", "a", 0.0, 0.25), ("a", "b", 0.4, 0.25)]
+
+
+def test_a_solver_that_stops_short_of_the_optimum_is_an_error(monkeypatch):
+    # POT's sinkhorn2 said nothing when it ran out of iterations, and its value with a tiny
+    # reg could even fall below the exact cost: no transport plan gives that.
+    rng = np.random.default_rng(0)
+    a = knn.normalize(rng.normal(size=(50, 8)))
+    b = knn.normalize(rng.normal(size=(60, 8)))
+    with pytest.raises(InputError, match=r"Sinkhorn with reg 1e-05 did not converge in 2000 "
+                                         r"iterations \(marginal error .*\); raise "
+                                         r"distances.reg"):
+        distances.ot_distance(a, b, "sinkhorn", 1e-5)
+    assert distances.ot_distance(a, b, "sinkhorn", 0.05) > distances.ot_distance(a, b)
+    # emd's own cap (10 iterations here) only warned and kept a non-optimal cost.
+    emd2 = distances.ot.emd2
+    monkeypatch.setattr(distances.ot, "emd2",
+                        lambda *args, **kwargs: emd2(*args, **{**kwargs, "numItermax": 10}))
+    with pytest.raises(InputError, match="did not reach its optimum .*numItermax reached"):
+        distances.ot_distance(a, b)
