@@ -92,6 +92,9 @@ def test_task_clouds_and_row_frame():
     assert frame.rows() == [("a", "a", 0.0, 0.25), ("a", "b", 0.4, 0.25)]
 
 
+# POT's own warnings on the way (exp overflow at reg 1e-5, numItermax reached): the point is
+# that they no longer pass unnoticed.
+@pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")
 def test_a_solver_that_stops_short_of_the_optimum_is_an_error(monkeypatch):
     # POT's sinkhorn2 said nothing when it ran out of iterations, and its value with a tiny
     # reg could even fall below the exact cost: no transport plan gives that.
