@@ -204,11 +204,13 @@ def ranking_markdown(
     descriptor_k: int = 19,
     top: int | None = None,
     unknown: list[str] | None = None,
+    p_from_ot: bool = False,
 ) -> str:
     """The ranking as a Markdown page: the pick, the closeness to the benchmark (with a plain
     warning when far), and the table from `ranking_table` (first `top` rows, or all).
     unknown: the task file's correctness columns that name no benchmark model, said at the top
-    (a misspelt model id would otherwise just leave that model's true accuracy blank)."""
+    (a misspelt model id would otherwise just leave that model's true accuracy blank).
+    p_from_ot: p came from the OT distances (descriptor `ot`), said where they are too few."""
     s3_pick = pick_of(table, "S3")
     lines = [f"# Which model for `{task}`?", ""]
     lines.append(f"{n_prompts} prompt{'s' if n_prompts != 1 else ''} scored against "
@@ -250,7 +252,10 @@ def ranking_markdown(
         lines.append(f"- No optimal-transport check: {prompts} fewer than "
                      f"the {cover.min_points} points of the smallest benchmark task it would "
                      "be compared with, and the OT distance of a few points is large by "
-                     "construction. u(t) above is the check.")
+                     "construction. u(t) above is the check."
+                     + (" **The estimated p below comes from these distances** (`smoother."
+                        "descriptor: ot`), so it is less reliable here; `knn` and `agreement` "
+                        "do not use them." if p_from_ot else ""))
     lines.append("")
     if nearest is not None and nearest.height and not cover.too_few_for_ot:
         lines += ["Nearest benchmark tasks (optimal-transport distance between embedding "
@@ -314,6 +319,7 @@ def rank_new_task(
     costs: dict[str, float] | None = None,
     top: int | None = None,
     min_points: int | None = None,
+    descriptor: str = "knn",
 ) -> NewTaskRanking:
     """Rank the benchmark models on a new task and say how close it is to the benchmark.
 
@@ -323,7 +329,8 @@ def rank_new_task(
     prompts: the task file (its correctness columns give the true accuracy);
     task_distances / distance_matrix: the task's row and the benchmark's matrix of OT
     distances (task, dataset, distance); costs, top: as in ranking_table / ranking_markdown;
-    min_points: ot_min_points of the benchmark (None: the OT distances are always compared).
+    min_points: ot_min_points of the benchmark (None: the OT distances are always compared);
+    descriptor: the smoother's, so the page can say when p rests on too few points' distances.
     The page names the correctness columns that match no benchmark model (`unknown`).
     """
     benchmark_u = pairs_rows(pairs, None).unique("dataset")["u"].to_numpy()
@@ -336,5 +343,6 @@ def rank_new_task(
     table = ranking_table(scores, costs, given)
     markdown = ranking_markdown(task, table, prompts.height, cover,
                                 neighbour_shares(neighbours, datasets, descriptor_k),
-                                nearest_by_distance(row, task), descriptor_k, top, unknown)
+                                nearest_by_distance(row, task), descriptor_k, top, unknown,
+                                descriptor == "ot")
     return NewTaskRanking(table=table, markdown=markdown, coverage=cover, unknown=unknown)

@@ -97,6 +97,12 @@ def test_a_task_of_few_prompts_is_not_judged_by_ot_distance():
     assert "1 prompt scored against 3 benchmark models." in page
     assert ("No optimal-transport check: 1 prompt is fewer than the 120 points of the "
             "smallest benchmark task") in page
+    assert "comes from these distances" not in page
+    # With descriptor ot, p itself rests on those distances: the page says so.
+    ot_page = ranking.ranking_markdown("t", ranking.ranking_table(scores_frame()), 1, cover,
+                                       shares, nearest, p_from_ot=True)
+    assert "**The estimated p below comes from these distances** (`smoother.descriptor: ot`)" \
+        in ot_page
     enough = ranking.coverage(0.4, np.array([0.5, 0.7]), distances, "t", 120, 120)
     assert enough.far_by_distance and not enough.too_few_for_ot
 

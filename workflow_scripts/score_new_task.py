@@ -35,12 +35,16 @@ def main() -> None:
         task, scored.scores, scored.neighbours, scored.pairs_table, scored.pool.datasets, prompts,
         read_distances(inputs.task_distances), read_distances(inputs.distance_matrix),
         params.descriptor_k, snakemake.params.costs, snakemake.params.top,  # noqa: F821
-        min_points,
+        min_points, params.descriptor,
     )
     if ranked.unknown:
         source, page = snakemake.params.task_file, snakemake.output.ranking  # noqa: F821
         warn(f"{source}: correctness column(s) {ranked.unknown} name no model scored here; "
              f"ignored (see {page})")
+    if ranked.coverage.too_few_for_ot and params.descriptor == "ot":
+        warn(f"{task}: {prompts.height} prompt(s), fewer than the {min_points} points of the "
+             "smallest benchmark task: its p comes from their inflated OT distances "
+             "(smoother.descriptor: ot)")
     write_table(scored.scores, snakemake.output.scores)  # noqa: F821
     write_text(ranked.markdown, snakemake.output.ranking)  # noqa: F821
     cover = ranked.coverage
