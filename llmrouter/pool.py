@@ -33,9 +33,13 @@ class Pool:
         """Pool row indices of one dataset, in order."""
         return np.flatnonzero(self.dataset_of == self.datasets.index(dataset))
 
+    def dataset_sizes(self) -> np.ndarray:
+        """(n_datasets,) int: each dataset's number of pool rows, in `datasets` order."""
+        return np.bincount(self.dataset_of, minlength=len(self.datasets))
+
     def task_accuracy(self) -> np.ndarray:
         """(n_datasets, n_models) float64: each model's accuracy on each dataset."""
-        counts = np.bincount(self.dataset_of, minlength=len(self.datasets)).astype(np.float64)
+        counts = self.dataset_sizes().astype(np.float64)
         sums = np.zeros((len(self.datasets), len(self.models)))
         np.add.at(sums, self.dataset_of, self.correct)
         return sums / counts[:, None]
@@ -48,7 +52,7 @@ def check_neighbour_supply(pool: Pool, task: str, needed: int, strict: bool) -> 
     any one more dataset may be left out too (the smoother's nested pools), so the supply is
     counted without the largest other dataset. A new task (not in the pool) uses every dataset.
     """
-    sizes = np.bincount(pool.dataset_of, minlength=len(pool.datasets))
+    sizes = pool.dataset_sizes()
     counts = np.minimum(sizes, needed)
     others = np.array([name != task for name in pool.datasets])
     supply = int(counts[others].sum())

@@ -57,11 +57,8 @@ class Coverage:
 
     @property
     def too_few_for_ot(self) -> bool:
-        """Fewer prompts than the smallest benchmark cloud: an OT distance from a few points is
-        large by construction (one point's is its mean distance to the other cloud), so it is
-        not compared with the benchmark's."""
-        return (self.n_points is not None and self.min_points is not None
-                and self.n_points < self.min_points)
+        """See the function of that name."""
+        return too_few_for_ot(self.n_points, self.min_points)
 
     @property
     def far(self) -> bool:
@@ -107,6 +104,13 @@ def nearest_by_distance(distances: pl.DataFrame, task: str) -> pl.DataFrame:
     )
 
 
+def too_few_for_ot(n_points: int | None, min_points: int | None) -> bool:
+    """Fewer prompts than the smallest benchmark cloud: an OT distance from a few points is
+    large by construction (one point's is its mean distance to the other cloud), so it is not
+    compared with the benchmark's. False where either count is unknown."""
+    return n_points is not None and min_points is not None and n_points < min_points
+
+
 def ot_min_points(dataset_sizes: list[int], max_points: int) -> int:
     """The smallest cloud between which the benchmark's OT distances were computed: each task
     takes min(its size, distances.max_points) points."""
@@ -127,8 +131,7 @@ def coverage(u: float, benchmark_u: np.ndarray, distances: pl.DataFrame | None =
     if benchmark_u.size == 0:
         raise ValueError("no benchmark descriptors to compare with")
     nearest = limit = None
-    few = n_points is not None and min_points is not None and n_points < min_points
-    if distances is not None and task is not None and not few:
+    if distances is not None and task is not None and not too_few_for_ot(n_points, min_points):
         mine = nearest_by_distance(distances, task)
         others = distances.filter((pl.col("task") != task) & (pl.col("task") != pl.col("dataset"))
                                   & (pl.col("dataset") != task))

@@ -6,7 +6,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
-import numpy as np
 import polars as pl
 
 from llmrouter import ranking
@@ -29,8 +28,8 @@ def main() -> None:
                                   bandwidth=inputs.bandwidth,
                                   task_distances=inputs.task_distances)
     prompts = pl.from_arrow(read_table(inputs.prompts))
-    sizes = np.bincount(scored.pool.dataset_of, minlength=len(scored.pool.datasets))
-    min_points = ranking.ot_min_points(sizes.tolist(), snakemake.params.max_points)  # noqa: F821
+    min_points = ranking.ot_min_points(scored.pool.dataset_sizes().tolist(),
+                                       snakemake.params.max_points)  # noqa: F821
     ranked = ranking.rank_new_task(
         task, scored.scores, scored.neighbours, scored.pairs_table, scored.pool.datasets, prompts,
         read_distances(inputs.task_distances), read_distances(inputs.distance_matrix),

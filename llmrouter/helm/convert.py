@@ -88,8 +88,8 @@ def read_trials(folder: Path, files: list[str],
     shows for the run's groups, so per_instance_stats.json (every metric the run computed),
     when downloaded, is read for a metric the former lacks."""
     readers = [(name, read) for name, read in (
-        ("display_predictions.json", reader.read_display_predictions),
-        ("per_instance_stats.json", reader.read_per_instance_stats)) if name in files]
+        (reader.DISPLAY_FILE, reader.read_display_predictions),
+        (reader.STATS_FILE, reader.read_per_instance_stats)) if name in files]
     for name, read in readers:
         path = folder / name
         data = load_json(path)

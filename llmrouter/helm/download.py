@@ -24,6 +24,8 @@ from typing import Any
 import polars as pl
 
 from llmrouter.artifacts import InputError, atomic_path
+from llmrouter.helm import reader
+from llmrouter.helm.reader import DISPLAY_FILE, STATS_FILE
 
 CHUNK_BYTES = 1 << 20
 OFFLINE_HINT = ('To run offline on a local table: make run ARGS="--configfile '
@@ -229,7 +231,7 @@ def fetch_index(roots: list[str], release: str | None, suite: str | None, dest: 
 RUN_FILES: list[tuple[str, ...]] = [
     ("run_spec.json",),
     ("instances.json", "scenario_state.json"),
-    ("display_predictions.json", "per_instance_stats.json"),
+    (DISPLAY_FILE, STATS_FILE),
 ]
 
 
@@ -287,9 +289,6 @@ def download_run(roots: list[str], suite: str, run: str, folder: str | Path,
                        reason=reason, stats=stats, seconds=time.monotonic() - start)
 
 
-DISPLAY_FILE, STATS_FILE = "display_predictions.json", "per_instance_stats.json"
-
-
 def _fetch_any(roots: list[str], suite: str, run: str, folder: Path,
                alternatives: tuple[str, ...], transfer: Transfer,
                stats: FetchStats) -> tuple[str | None, str, str]:
@@ -312,18 +311,18 @@ def _fetch_any(roots: list[str], suite: str, run: str, folder: Path,
 
 
 def displays_any(path: Path, metrics: tuple[str, ...]) -> bool:
-    """Whether an unperturbed row of the display_predictions.json at `path` carries a value
-    (not null, as the reader takes it) of one of `metrics`. A file of another shape counts as
-    yes: the reader names what is wrong in it."""
+    """Whether the reader finds one of `metrics` in the display_predictions.json at `path`
+    (reader.read_display_predictions, so the two never disagree). A file the reader rejects
+    counts as yes: it names what is wrong when the run is read."""
     with open(path, "rb") as handle:
         rows = json.load(handle)
-    if not isinstance(rows, list):
-        return True
-    for row in rows:
-        if not isinstance(row, dict) or not isinstance(row.get("stats"), dict):
+    for metric in metrics:
+        try:
+            reader.read_display_predictions(rows, metric, str(path))
             return True
-        if not row.get("perturbation") and any(row["stats"].get(m) is not None
-                                               for m in metrics):
+        except reader.MetricMissing:
+            continue
+        except InputError:
             return True
     return False
 

@@ -36,6 +36,10 @@ def instance_text(instance: dict, multiple_choice: bool) -> str:
     return text
 
 
+# HELM's two files of per-instance results: the metrics its schema shows, and every metric.
+DISPLAY_FILE, STATS_FILE = "display_predictions.json", "per_instance_stats.json"
+
+
 class MetricMissing(InputError):
     """A run's file parses but no unperturbed row of it carries the metric asked for: the run
     may compute another (convert.read_run then tries the next candidate)."""
