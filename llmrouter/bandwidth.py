@@ -43,7 +43,10 @@ def loo_predictions(pair_distances: np.ndarray, acc: np.ndarray, bandwidth: floa
 
 
 def loo_error(pair_distances: np.ndarray, acc: np.ndarray, bandwidth: float) -> float:
-    """Mean over pairs and models of |leave-one-out prediction - acc|."""
+    """Mean over pairs and models of |leave-one-out prediction - acc|; NaN for a single pair,
+    which has no other pair to be predicted from (a benchmark of two tasks)."""
+    if len(acc) < 2:
+        return float("nan")
     return float(np.abs(loo_predictions(pair_distances, acc, bandwidth) - acc).mean())
 
 
@@ -53,9 +56,12 @@ def select_bandwidth(
     """(bandwidth, its leave-one-out error): the grid value with the smallest error.
 
     Ties (flat error, e.g. identical accuracies) go to the widest bandwidth, the smoothest fit.
+    A single pair is the smoother's whole answer at every bandwidth: the widest, error NaN.
     """
     if not grid:
         raise ValueError("empty bandwidth grid")
+    if len(acc) < 2:
+        return float(max(grid)), float("nan")
     return best_of_grid(grid, [loo_error(pair_distances, acc, b) for b in grid])
 
 

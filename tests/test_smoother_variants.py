@@ -100,6 +100,10 @@ def test_auto_bandwidth_recovers_the_best_bandwidth(seed):
                       for b in grid]
         best = grid[int(np.argmin(true_error))]
         assert best / 3 <= picked <= best * 3, (scale, picked, best)
+        # On a flat stretch of the error curve a bandwidth several grid steps off fits as well;
+        # what counts is the fit: within 1.5x the best error (the grid's median is 2.3x-3.3x).
+        picked_error = np.abs(bandwidth.loo_predictions(dist, acc, picked)[:, 0] - truth).mean()
+        assert picked_error <= 1.5 * min(true_error), (scale, picked_error, min(true_error))
         assert error == pytest.approx(bandwidth.loo_error(dist, acc, picked))
         chosen.append(picked)
     assert chosen[1] > chosen[0]  # a smoother curve gets a wider kernel
@@ -154,6 +158,24 @@ def test_fit_bandwidths_never_uses_the_scored_task(mode):
     fixed = bandwidth.fit_bandwidths(table, models, ["a", "b", "c", "d"], mode, "knn", 0.09)
     assert fixed["bandwidth"].to_list() == [0.09] * 5
     assert not fixed["auto"].any()
+
+
+@pytest.mark.parametrize("mode", ["strict", "reference"])
+def test_fit_bandwidths_of_two_tasks_report_no_error_rather_than_fail(mode):
+    # Each task of a two-task benchmark is scored with the other's pair alone: there is no
+    # leave-one-out error to report, and every bandwidth gives the same smoother.
+    models = ["m1", "m2"]
+    table = pl.concat([pairs_frame(Pairs(names, np.array([U[d] for d in names]),
+                                         np.array([ACC[d] for d in names])), models, heldout)
+                       for heldout, names in [(None, ["a", "b"]), ("a", ["b"]), ("b", ["a"])]])
+    for chosen in (0.09, "auto"):
+        fitted = bandwidth.fit_bandwidths(table, models, ["a", "b"], mode, "knn", chosen,
+                                          (0.05, 0.1, 0.2))
+        tasks = fitted.filter(pl.col("task").is_not_null())
+        assert tasks["n_pairs"].to_list() == [1, 1]
+        assert tasks["loo_error"].is_nan().all()
+        assert tasks["bandwidth"].to_list() == [0.09 if chosen == 0.09 else 0.2] * 2
+        assert fitted.filter(pl.col("task").is_null())["loo_error"].item() > 0
 
 
 def test_fit_bandwidths_with_ot_matrix():
