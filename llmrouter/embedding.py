@@ -90,9 +90,18 @@ class EmbeddingSettings:
     def key(self) -> str:
         """Folder name of this setting's cache: vectors differ when any field differs (the
         batch size too: bfloat16 rounds differently with the batch's row count)."""
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", self.model).strip("_")[-60:]
-        return (f"{slug}-{self.precision}-len{self.max_seq_length}-pad{PAD_TO}"
-                f"-batch{self.batch_size}")
+        return (f"{model_slug(self.model)}-{self.precision}-len{self.max_seq_length}"
+                f"-pad{PAD_TO}-batch{self.batch_size}")
+
+
+def model_slug(model: str, keep: int = 60) -> str:
+    """A model name as a folder name, one folder per name: where making it safe changes the name
+    (a path's '/', a space) or cuts it to `keep` characters, a hash of the whole name is added,
+    as two checkpoints' paths can end alike."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")
+    if slug == model and len(slug) <= keep:
+        return slug
+    return f"{slug[-(keep - 13):]}-{hashlib.sha256(model.encode()).hexdigest()[:12]}"
 
 
 def settings_of_index(configured: dict, recorded: list[str], path: str | Path
@@ -217,13 +226,27 @@ def read_cache(cache_dir: Path, hashes: list[str]) -> dict[str, np.ndarray]:
         return {}
     wanted = pl.Series(list(set(hashes)))
     found: dict[str, np.ndarray] = {}
+    first: tuple[Path, int] | None = None  # the first shard read, and its vectors' width
     for shard in shards:
-        table = read_table(shard, ["text_hash", "vector"])
-        frame = pl.from_arrow(table.select(["text_hash"]))
-        keep = frame["text_hash"].is_in(wanted.implode()).to_numpy()
-        if keep.any():
-            vectors = column_matrix(table, "vector")[keep]
-            found.update(zip(frame["text_hash"].to_numpy()[keep], vectors))
+        try:
+            table = read_table(shard, ["text_hash", "vector"])
+            frame = pl.from_arrow(table.select(["text_hash"]))
+            keep = frame["text_hash"].is_in(wanted.implode()).to_numpy()
+            vectors = column_matrix(table, "vector")[keep] if keep.any() else None
+        except InputError as error:
+            raise InputError(f"{error}; it is an embedding cache shard: delete it and rerun, "
+                             "its texts are embedded again") from error
+        if vectors is None:
+            continue
+        first = first or (shard, vectors.shape[1])
+        if vectors.shape[1] != first[1]:
+            raise InputError(f"{shard}: embedding cache shard holds vectors of width "
+                             f"{vectors.shape[1]}, {first[0]} of width {first[1]}; delete the "
+                             "wrong one and rerun, its texts are embedded again")
+        if not np.isfinite(vectors).all():
+            raise InputError(f"{shard}: embedding cache shard holds non-finite vectors; delete "
+                             "it and rerun, its texts are embedded again")
+        found.update(zip(frame["text_hash"].to_numpy()[keep], vectors))
     return found
 
 
@@ -331,6 +354,9 @@ def embed_texts(
 
         def flush() -> None:
             stacked = np.vstack(chunk_vectors)
+            if not np.isfinite(stacked).all():  # never cache them: every rerun would read them
+                raise RuntimeError(f"embedding model {settings.model!r} gave non-finite vectors "
+                                   f"({settings.key()}); nothing of this chunk was cached")
             write_shard(cache_dir, chunk_hashes, stacked)
             found.update(zip(chunk_hashes, stacked))
             chunk_hashes.clear()

@@ -10,8 +10,9 @@ import polars as pl
 import pytest
 
 from llmrouter import embedding
-from llmrouter.artifacts import InputError
-from llmrouter.embedding import EmbeddingSettings, cache_root, embed_texts
+from llmrouter.artifacts import InputError, matrix_column, write_table
+from llmrouter.embedding import (EmbeddingSettings, cache_root, embed_texts, read_cache,
+                                 text_hash, write_shard)
 
 
 def cpuinfo(tmp_path: Path, flags: str) -> Path:
@@ -81,6 +82,19 @@ def test_cache_key_names_every_setting_that_changes_vectors():
     assert base.key() != EmbeddingSettings(max_seq_length=128).key()
     assert base.key() != EmbeddingSettings(model="other/model").key()
     assert base.key() != EmbeddingSettings(batch_size=64).key()  # bfloat16 rounds by batch rows
+
+
+def test_cache_folders_of_two_models_never_coincide():
+    # Two checkpoints whose paths differ only before their last 60 characters, or only in a
+    # character a folder name cannot hold, once shared a folder and so each other's vectors.
+    tail = "output/sentence-transformers-all-MiniLM-L6-v2-domain-adapted-final"
+    names = [f"/scratch/run-A/{tail}", f"/scratch/run-B/{tail}", "org/model", "org model",
+             "org_model", "all-MiniLM-L6-v2"]
+    keys = [EmbeddingSettings(model=name).key() for name in names]
+    assert len(set(keys)) == len(names), keys
+    # a plain model name keeps its folder, so existing caches stay valid
+    assert keys[-1] == "all-MiniLM-L6-v2-float32-len256-pad8-batch8"
+    assert all(len(key) < 120 for key in keys)
     assert EmbeddingSettings(precision="auto").precision in ("float32", "bfloat16")
 
 
@@ -197,3 +211,26 @@ def test_a_cache_folder_that_cannot_be_made_is_an_input_error_naming_it(tmp_path
     with pytest.raises(InputError, match=rf"embedding cache {blocker}/\S+: cannot create it "
                                          r"\(Not a directory\); set embedding.cache_dir"):
         embed_texts(["a question"], EmbeddingSettings(), blocker, progress=False)
+
+
+@pytest.mark.parametrize("shard", ["not parquet", "nan", "other width"])
+def test_a_bad_cache_shard_is_named_with_what_to_do(tmp_path, shard):
+    # A shard left corrupt (a disk full, a copied cache) was trusted or failed as plain
+    # Parquet; a cached NaN would come back on every rebuild of the embeddings.
+    settings = EmbeddingSettings()
+    folder = tmp_path / settings.key()
+    folder.mkdir()
+    good = np.eye(4, dtype=np.float32)[:2]
+    write_shard(folder, [text_hash("a"), text_hash("b")], good)
+    bad = folder / "bad.parquet"
+    if shard == "not parquet":
+        bad.write_bytes(b"not parquet")
+    else:
+        vectors = np.eye(3, dtype=np.float32)[:1] if shard == "other width" else \
+            np.full((1, 4), np.nan, dtype=np.float32)
+        table = pl.DataFrame({"text_hash": [text_hash("c")]}).to_arrow()
+        write_table(table.append_column("vector", matrix_column(vectors)), bad)
+    with pytest.raises(InputError, match=r"bad\.parquet.*delete"):
+        embed_texts(["a", "c"], settings, tmp_path, progress=False)
+    bad.unlink()
+    np.testing.assert_array_equal(read_cache(folder, [text_hash("a")])[text_hash("a")], good[0])
