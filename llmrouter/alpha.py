@@ -52,11 +52,12 @@ def merge_labelled(
 
     rows, dists: (n, L) pool rows and distances, ascending; labelled_rows: (n_lab,) pool rows;
     labelled_dists: (n, n_lab). Returns the `width` nearest of both, ascending: (n, width) rows
-    and distances. On equal distances the precomputed list comes first (stable sort).
+    and distances. Equal distances go by pool row, as in knn.search: a text in two datasets
+    is as near as its copy.
     """
     all_rows = np.concatenate([rows, np.broadcast_to(labelled_rows, labelled_dists.shape)], 1)
     all_dists = np.concatenate([dists, labelled_dists.astype(dists.dtype)], axis=1)
-    order = np.argsort(all_dists, axis=1, kind="stable")[:, :width]
+    order = np.lexsort((all_rows, all_dists), axis=1)[:, :width]
     return np.take_along_axis(all_rows, order, 1), np.take_along_axis(all_dists, order, 1)
 
 

@@ -75,6 +75,17 @@ def test_merge_keeps_the_nearest_in_order():
     np.testing.assert_allclose(merged, [[0.1, 0.2, 0.3]])
 
 
+def test_merge_orders_equal_distances_by_pool_row_as_the_search_does():
+    # A text in two datasets is as near as its copy; knn.search takes the lower pool row
+    # first, and the merged lists must agree with a search over the enlarged pool.
+    rows = np.array([[10, 11, 12]])
+    dists = np.array([[0.2, 0.2, 0.5]], dtype=np.float32)
+    merged_rows, merged = alpha.merge_labelled(rows, dists, np.array([7, 30]),
+                                               np.array([[0.2, 0.2]]), 4)
+    np.testing.assert_array_equal(merged_rows, [[7, 10, 11, 30]])
+    np.testing.assert_allclose(merged, [[0.2] * 4])
+
+
 def test_default_variant_scores_as_the_workflow_does(synthetic):
     # score_task.py's computation, written out: pairs through the pairs table, p from the
     # knn smoother at the fixed bandwidth.
