@@ -12,13 +12,17 @@ cloud against itself and symmetric, but not a metric (no triangle inequality).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from llmrouter import knn
 from llmrouter.artifacts import InputError
 from llmrouter.pool import Pool
 from llmrouter.rng import task_rng
+from llmrouter.store import dataset_embeddings
 
 # POT probes for torch at import (seconds of start-up in every job); we only pass numpy arrays.
 os.environ.setdefault("POT_BACKEND_DISABLE_PYTORCH", "1")
@@ -113,6 +117,15 @@ def task_clouds(pool: Pool, vectors: np.ndarray, max_points: int,
     """Every benchmark task's subsampled cloud (name -> (<= max_points, dim)) of the pool's
     unit-norm `vectors`: the same points in every job."""
     return {name: subsample(vectors[pool.rows(name)], max_points, seed, name)
+            for name in pool.datasets}
+
+
+def read_task_clouds(pool: Pool, paths: Mapping[str, str | Path], max_points: int,
+                     seed: int) -> dict[str, np.ndarray]:
+    """`task_clouds` of the pool's unit-norm embeddings, read from the per-dataset files one at
+    a time: the job holds at most max_points points of each task, never the whole pool."""
+    return {name: subsample(knn.normalize(dataset_embeddings(pool, name, paths[name])),
+                            max_points, seed, name)
             for name in pool.datasets}
 
 

@@ -85,17 +85,20 @@ def pool_embeddings(pool: Pool, paths: dict[str, str | Path]) -> np.ndarray:
     if absent:
         raise InputError(f"no embeddings file for pool dataset(s) {absent}; "
                          f"given: {sorted(paths)}")
-    parts = []
-    for name in pool.datasets:
-        ids, vectors = read_embeddings(paths[name])
-        position = {i: n for n, i in enumerate(ids)}
-        want = pool.instance_ids[pool.rows(name)]
-        missing = [i for i in want if i not in position]
-        if missing:
-            raise InputError(f"{paths[name]}: no embedding for {len(missing)} instance(s), "
-                             f"e.g. {missing[:3]}")
-        parts.append(vectors[[position[i] for i in want]])
-    return np.vstack(parts)
+    return np.vstack([dataset_embeddings(pool, name, paths[name]) for name in pool.datasets])
+
+
+def dataset_embeddings(pool: Pool, name: str, path: str | Path) -> np.ndarray:
+    """(n_rows of `name`, dim) embeddings of one pool dataset, in pool row order, from its
+    file: a job that needs a little of every dataset holds one file at a time."""
+    ids, vectors = read_embeddings(path)
+    position = {i: n for n, i in enumerate(ids)}
+    want = pool.instance_ids[pool.rows(name)]
+    missing = [i for i in want if i not in position]
+    if missing:
+        raise InputError(f"{path}: no embedding for {len(missing)} instance(s), "
+                         f"e.g. {missing[:3]}")
+    return vectors[[position[i] for i in want]]
 
 
 def write_neighbours(instance_ids: np.ndarray, neighbours: Neighbours, path: str | Path) -> None:

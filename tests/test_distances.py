@@ -92,6 +92,26 @@ def test_task_clouds_and_row_frame():
     assert frame.rows() == [("a", "a", 0.0, 0.25), ("a", "b", 0.4, 0.25)]
 
 
+def test_clouds_read_one_file_at_a_time_equal_those_of_the_whole_pool(tmp_path):
+    # compute_task_distances once stacked every embedding of the pool to keep max_points of
+    # each task; reading file by file must give the very same points.
+    from conftest import sized_pool
+    from llmrouter.store import write_embeddings
+
+    pool = sized_pool([30, 8])
+    raw = np.vstack([cloud(1, 30), cloud(2, 8, shift=1.0)]) * 3.0  # not unit-norm on disk
+    paths = {}
+    for name in pool.datasets:
+        rows = pool.rows(name)[::-1]  # files list their instances in another order
+        paths[name] = tmp_path / f"{name}.parquet"
+        write_embeddings(pool.instance_ids[rows].tolist(), raw[rows], paths[name])
+    read = distances.read_task_clouds(pool, paths, 10, seed=3)
+    whole = distances.task_clouds(pool, knn.normalize(raw), 10, seed=3)
+    assert list(read) == list(whole) == ["d0", "d1"]
+    for name in whole:
+        np.testing.assert_array_equal(read[name], whole[name])
+
+
 # POT's own warnings on the way (exp overflow at reg 1e-5, numItermax reached): the point is
 # that they no longer pass unnoticed.
 @pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")

@@ -10,7 +10,7 @@ from llmrouter import distances, knn
 from llmrouter.artifacts import write_table
 from llmrouter.logs import run_logged
 from llmrouter.routing import task_descriptor
-from llmrouter.store import pool_embeddings, read_embeddings, read_neighbours, read_pool
+from llmrouter.store import read_embeddings, read_neighbours, read_pool
 
 
 def main() -> None:
@@ -18,8 +18,7 @@ def main() -> None:
     opts = snakemake.params.distances  # noqa: F821
     pool = read_pool(snakemake.input.pool, snakemake.input.models)  # noqa: F821
     paths = dict(zip(snakemake.params.datasets, snakemake.input.embeddings))  # noqa: F821
-    vectors = knn.normalize(pool_embeddings(pool, paths))
-    clouds = distances.task_clouds(pool, vectors, opts["max_points"], opts["seed"])
+    clouds = distances.read_task_clouds(pool, paths, opts["max_points"], opts["seed"])
     if task in pool.datasets:
         target = clouds[task]
     else:
