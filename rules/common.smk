@@ -103,7 +103,10 @@ def helm_run_list(wildcards=None):
 def dataset_names(wildcards=None):
     """Benchmark datasets: the table's, or with source helm the checkpoint's run list."""
     if config["source"] == "helm":
-        return sorted(helm_run_list()["dataset"].unique().to_list())
+        names = sorted(helm_run_list()["dataset"].unique().to_list())
+        # The table source's names are checked at parse time; HELM's are known only now.
+        check_task_names(list(NEW_TASKS), names)
+        return names
     return DATASETS
 
 
@@ -169,7 +172,6 @@ def score_new_task_inputs(wildcards):
     """What a new task is scored from (score_task's inputs, its OT distance row always: the
     ranking shows its nearest benchmark tasks) and ranked with (its prompts, the benchmark's
     distance matrix)."""
-    check_task_names(list(NEW_TASKS), dataset_names())
     task = wildcards.new_task
     return {
         "neighbours": f"{RESULTS}/neighbours/{task}.parquet",

@@ -9,6 +9,13 @@ if config["source"] == "helm":
         raise WorkflowError(
             "config helm: set `release` (or, for suites without releases, `suite`)"
         )
+    if HELM["release"] and HELM["suite"]:
+        # release has a default, so a suite written alone would be ignored in silence
+        raise WorkflowError(
+            f"config helm: suite {HELM['suite']!r} is read only with `release: null` (release "
+            f"is {HELM['release']!r}); set helm.release to null to index the suite, or drop "
+            "helm.suite"
+        )
     HELM_INDEX = (
         f"{RESOURCES}/helm/{HELM['project']}/releases/{HELM['release']}/runs_to_run_suites.json"
         if HELM["release"]

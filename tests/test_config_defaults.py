@@ -4,6 +4,7 @@ library's own defaults, used by direct callers, must say the same."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 
 import pytest
 import yaml
@@ -13,6 +14,7 @@ from conftest import REPO
 from llmrouter.bandwidth import DEFAULT_GRID
 from llmrouter.cost import DEFAULT_EPSILONS
 from llmrouter.embedding import EmbeddingSettings
+from llmrouter.helm.convert import dataset_table
 from llmrouter.routing import RoutingParams
 from llmrouter.smoother import configured_bandwidth
 
@@ -52,6 +54,8 @@ def test_other_library_defaults_are_the_schema_defaults(defaults):
         assert getattr(embedding, key) == defaults["embedding"][key], key
     # Deliberately different (EmbeddingSettings' docstring): float32 for library callers.
     assert defaults["embedding"]["precision"] == "auto"
+    on_missing = inspect.signature(dataset_table).parameters["on_missing"].default
+    assert on_missing == defaults["helm"]["on_missing"]
 
 
 def test_every_schema_key_is_described():

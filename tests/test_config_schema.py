@@ -57,6 +57,16 @@ def test_whole_floats_nan_infinity_and_empty_folders_are_problems():
     validate(copy.deepcopy({**BASE, "knn": {"k": 5.0}}), str(SCHEMA_PATH))  # why it is needed
 
 
+def test_repeated_alphas_and_epsilons_are_problems():
+    # A repeated alpha ran its variant twice, as two rows of one name in the ablation table.
+    config = {**BASE, "ablation": {"alphas": [0.1, 0.04, 0.1]}, "cost": {"epsilons": [0, 0.0]}}
+    problems = schema_errors(config, SCHEMA)
+    assert [p.split(":")[0] for p in problems] == ["ablation.alphas", "cost.epsilons"]
+    assert all("non-unique elements" in p for p in problems), problems
+    with pytest.raises(WorkflowError):
+        validate(copy.deepcopy(config), str(SCHEMA_PATH))
+
+
 def test_a_key_required_but_given_a_default_is_not_a_problem():
     # As in Snakemake's validate, a default is filled in where `properties` is met, so before
     # a `required` written after it (config.schema.yaml's order).

@@ -323,7 +323,7 @@ def test_a_run_that_cannot_be_read_is_left_out_with_a_warning_under_skip(tmp_pat
          "folder": str(folder), "files": files, "reason": ""}
         for name, folder in (("acme_m", good), ("acme_bad", bad))])
     with pytest.raises(InputError, match="a prediction is not in HELM.s format"):
-        dataset_table("narrative_qa", downloads)
+        dataset_table("narrative_qa", downloads, on_missing="fail")
     table, _, lines = dataset_table("narrative_qa", downloads, on_missing="skip")
     assert table["model"].to_list() == ["acme/m"]
     assert any(line.startswith("narrative_qa:model=acme_bad: skipped (unreadable: ")

@@ -169,6 +169,22 @@ def test_on_missing_fail_stops_clearly_and_resumes(tmp_path, mirror):
     assert any(gone in p for p in mirror.served)
 
 
+@pytest.mark.slow
+def test_a_new_task_named_like_a_helm_dataset_is_refused(tmp_path, mirror):
+    # HELM's dataset names are known only after the run list is fetched. The name check ran
+    # only when such a task was scored; a benchmark target stopped on Snakemake's
+    # AmbiguousRuleException between embed_new_task and embed_dataset, naming no clash.
+    dataset = sorted(mirror.frame["dataset"].unique())[0]
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / f"{dataset}.jsonl").write_text('{"text": "What is 2 + 2?"}\n')
+    config = helm_config(tmp_path, mirror.base_url)
+    done = run_workflow(config, str(tmp_path / "results" / "distances.parquet"), check=False)
+    assert done.returncode != 0
+    assert f"task file name(s) ['{dataset}'] equal benchmark dataset name(s)" in (
+        done.stdout + done.stderr)
+    assert not (tmp_path / "results" / "embeddings").exists()
+
+
 def test_unreachable_helm_fails_fast_saying_how_to_run_offline(tmp_path):
     config = helm_config(tmp_path, "http://helm.invalid")
     start = time.monotonic()
@@ -178,3 +194,19 @@ def test_unreachable_helm_fails_fast_saying_how_to_run_offline(tmp_path):
     output = done.stdout + done.stderr
     assert "HELM cannot be reached" in output
     assert 'make run ARGS="--configfile config/helm_mmlu.yaml"' in output
+
+
+def test_a_suite_beside_a_release_is_refused_not_ignored(tmp_path):
+    # helm.release has a default, so `suite:` written alone indexed the release's runs instead.
+    config = helm_config(tmp_path, "http://helm.invalid", suite="v1.0.0")
+    done = run_workflow(config, check=False, extra=("-n", "--quiet", "host"))
+    assert done.returncode != 0
+    assert "config helm: suite 'v1.0.0' is read only with `release: null`" in (
+        done.stdout + done.stderr)
+    settings = yaml.safe_load(config.read_text())
+    settings["helm"]["release"] = None
+    config.write_text(yaml.safe_dump(settings))
+    done = run_workflow(config, check=False, extra=("-n", "--quiet", "host"))
+    assert "suite 'v1.0.0' is read only" not in done.stdout + done.stderr
+    assert done.returncode == 0, done.stderr
+    assert "runs/v1.0.0/run_specs.json" in done.stdout + done.stderr

@@ -128,7 +128,7 @@ def dataset_rows(dataset: str, runs: list[RunScores]) -> pl.DataFrame:
 
 
 def dataset_table(dataset: str, downloads: pl.DataFrame, metrics: dict | None = None,
-                  on_missing: str = "fail") -> tuple[pl.DataFrame, CleaningReport, list[str]]:
+                  on_missing: str = "skip") -> tuple[pl.DataFrame, CleaningReport, list[str]]:
     """The correctness table of `dataset` from its download records (DOWNLOAD_COLUMNS).
 
     Runs not downloaded (`missing`, `broken`) are left out; so, with on_missing "skip" (the
