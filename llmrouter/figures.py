@@ -201,10 +201,16 @@ def distance_figure(distances: pl.DataFrame) -> Figure:
 def ranking_figure(scores: pl.DataFrame, top: int = 20) -> Figure:
     """A new task's models by S3 (bars) with S1 and p (markers), the S3 pick highlighted.
 
-    scores: one task's scores (results/scores/{task}.parquet); the `top` best by S3 shown.
+    scores: one task's scores (results/scores/{task}.parquet); the `top` best by S3 shown, and
+    the pick in the last place where it falls back to a model below them.
     """
     task = scores["task"][0]
-    rows = scores.sort(["s3", "s1", "model"], descending=[True, True, False]).head(top)
+    ranked = scores.sort(["s3", "s1", "model"], descending=[True, True, False])
+    rows = ranked.head(top)
+    shown = f"top {rows.height} models by S3"
+    if "pick_s3" in scores.columns and not rows["pick_s3"].any() and scores["pick_s3"].any():
+        rows = pl.concat([ranked.head(top - 1), ranked.filter(pl.col("pick_s3"))])
+        shown = f"top {top - 1} models by S3 and the pick"
     rows = rows.reverse()
     y = np.arange(rows.height)
     picked = rows["pick_s3"].to_numpy() if "pick_s3" in rows.columns else np.zeros(rows.height,
@@ -218,8 +224,7 @@ def ranking_figure(scores: pl.DataFrame, top: int = 20) -> Figure:
     axis.set_xlim(0, 1)
     axis.set_xlabel("score")
     axis.grid(axis="x", alpha=0.3)
-    axis.set_title(f"New task {task}: top {rows.height} models by S3 (red: the pick)",
-                   fontsize=10)
+    axis.set_title(f"New task {task}: {shown} (red: the pick)", fontsize=10)
     axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return figure
 

@@ -208,6 +208,8 @@ def ranking_markdown(
     top: int | None = None,
     unknown: list[str] | None = None,
     p_from_ot: bool = False,
+    fallback_share: float = 0.6,
+    draws: int = 1000,
 ) -> str:
     """The ranking as a Markdown page: the pick, the closeness to the benchmark (with a plain
     warning when far), and the table from `ranking_table` (first `top` rows, or all).
@@ -289,12 +291,19 @@ def ranking_markdown(
         "",
         "S1: mean predicted correctness (kNN over the benchmark); S2: share of prompts predicted "
         "correct; estimated p: how often that prediction is right on a task this far from the "
-        "benchmark; S3 = p S2 + (1 - p)(1 - S2). The S3 pick falls back to BMA (the best model "
-        "on average over the benchmark) unless it beats BMA in most simulated draws."
+        "benchmark; S3 = p S2 + (1 - p)(1 - S2). " + fallback_sentence(fallback_share, draws)
         + ("" if has_cost else " No per-model costs are configured (config `cost.models`)."),
         "",
     ]
     return "\n".join(lines)
+
+
+def fallback_sentence(fallback_share: float, draws: int) -> str:
+    """What the page says of the S3 pick's fallback to BMA, as configured (selection.*)."""
+    if fallback_share <= 0:
+        return "The S3 pick is kept whatever BMA does (selection.fallback_share 0: no fallback)."
+    return (f"The S3 pick falls back to BMA (the best model on average over the benchmark) "
+            f"unless it beats BMA in at least {fallback_share:.0%} of {draws} simulated draws.")
 
 
 @dataclass(frozen=True)
@@ -323,6 +332,8 @@ def rank_new_task(
     top: int | None = None,
     min_points: int | None = None,
     descriptor: str = "knn",
+    fallback_share: float = 0.6,
+    draws: int = 1000,
 ) -> NewTaskRanking:
     """Rank the benchmark models on a new task and say how close it is to the benchmark.
 
@@ -334,6 +345,7 @@ def rank_new_task(
     distances (task, dataset, distance); costs, top: as in ranking_table / ranking_markdown;
     min_points: ot_min_points of the benchmark (None: the OT distances are always compared);
     descriptor: the smoother's, so the page can say when p rests on too few points' distances.
+    fallback_share, draws: the S3 pick's fallback to BMA (selection.*), as the page states it.
     The page names the correctness columns that match no benchmark model (`unknown`).
     """
     benchmark_u = pairs_rows(pairs, None).unique("dataset")["u"].to_numpy()
@@ -347,5 +359,5 @@ def rank_new_task(
     markdown = ranking_markdown(task, table, prompts.height, cover,
                                 neighbour_shares(neighbours, datasets, descriptor_k),
                                 nearest_by_distance(row, task), descriptor_k, top, unknown,
-                                descriptor == "ot")
+                                descriptor == "ot", fallback_share, draws)
     return NewTaskRanking(table=table, markdown=markdown, coverage=cover, unknown=unknown)

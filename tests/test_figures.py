@@ -84,6 +84,19 @@ def test_ranking_figure(tmp_path):
     check_png(tmp_path / "ranking.png")
 
 
+def test_ranking_figure_shows_a_pick_that_fell_back_below_the_top():
+    # S3's pick fell back to BMA's model, m1, the lowest by S3: the red bar the title
+    # promises must still be there.
+    scores = pl.DataFrame({"task": ["t"] * 3, "model": ["m1", "m2", "m3"],
+                           "s1": [0.5, 0.7, 0.6], "s3": [0.55, 0.75, 0.6], "p": [0.8] * 3,
+                           "pick_s3": [True, False, False]})
+    figure = figures.ranking_figure(scores, top=2)
+    assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == ["m1", "m2"]
+    assert "top 1 models by S3 and the pick" in figure.axes[0].get_title()
+    red = [bar.get_facecolor() for bar in figure.axes[0].patches]
+    assert red[0] != red[1]
+
+
 def test_summary_html_escapes_and_formats():
     page = figures.summary_html(pl.DataFrame({"method": ["s3<x>"], "mean_accuracy": [0.69412],
                                               "mean_cost": [None]}), "T", "S3 beats BMA 3 times")

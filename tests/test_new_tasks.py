@@ -274,21 +274,32 @@ def test_on_slurm_a_new_tasks_embedding_is_its_own_group_job(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_a_cost_for_an_unknown_model_stops_the_scoring(tmp_path_factory):
+@pytest.mark.parametrize("fault", ["unknown model", "model without a cost"])
+def test_a_wrong_price_list_stops_the_scoring(tmp_path_factory, fault):
+    # The summary and the frontier need a cost for every model; the page, too, would show
+    # blanks for the models the price list forgot.
     require_shared()
     directory, config, _ = new_task_run(tmp_path_factory)
     settings = yaml.safe_load(config.read_text())
-    settings["cost"]["models"]["acme/ghost"] = 1.0
-    ghost = directory / "config_ghost.yaml"
-    ghost.write_text(yaml.safe_dump(settings))
+    costs = settings["cost"]["models"]
+    if fault == "unknown model":
+        costs["acme/ghost"] = 1.0
+        message = "ERROR: config cost.models: unknown model(s) ['acme/ghost']"
+    else:
+        forgotten = sorted(costs)[0]
+        del costs[forgotten]
+        message = f"ERROR: config cost.models: no cost for 1 model(s), e.g. ['{forgotten}']"
+    # In place of the run's config.yaml: a --configfile beside it would be merged into it,
+    # and a cost removed there would stay.
+    original = config.read_text()
+    config.write_text(yaml.safe_dump(settings))
     target = str(directory / "results" / "scores" / f"{TASK}.parquet")
     try:
-        done = run_workflow(ghost, target, check=False)
+        done = run_workflow(config, target, check=False)
         assert done.returncode != 0
-        assert ("ERROR: config cost.models: unknown model(s) ['acme/ghost']"
-                in done.stdout + done.stderr)
+        assert message in done.stdout + done.stderr
     finally:
-        ghost.unlink()
+        config.write_text(original)
         run_workflow(config, target)  # the outputs the failed job removed, for later tests
 
 
@@ -312,3 +323,9 @@ def test_bad_task_files_fail_clearly(tmp_path_factory):
     finally:
         bad.unlink()
         clash.unlink(missing_ok=True)
+
+
+def test_the_page_states_the_fallback_as_configured():
+    assert "at least 60% of 1000 simulated draws" in ranking.fallback_sentence(0.6, 1000)
+    assert "no fallback" in ranking.fallback_sentence(0.0, 1000)
+

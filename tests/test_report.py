@@ -39,5 +39,6 @@ def test_report_holds_every_figure(tmp_path_factory):
         html = report.read(page).decode()
     # Captions and categories made it into the report.
     for text in ("Evaluation", "Smoother", "Task distances", "New tasks", "Cost",
-                 "confidence smoother", "optimal transport"):
+                 "confidence smoother", "optimal transport",
+                 "60 percent of 1000 simulated draws"):  # the configured fallback
         assert text in html, text

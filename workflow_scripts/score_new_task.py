@@ -10,7 +10,7 @@ import polars as pl
 
 from llmrouter import ranking
 from llmrouter.artifacts import read_table, write_table, write_text
-from llmrouter.cost import check_cost_models
+from llmrouter.cost import check_cost_models, model_costs
 from llmrouter.logs import run_logged, warn
 from llmrouter.routing import RoutingParams
 from llmrouter.store import read_distances, read_source_models
@@ -27,6 +27,8 @@ def main() -> None:
                                   neighbours=inputs.neighbours, pairs=inputs.pairs,
                                   bandwidth=inputs.bandwidth,
                                   task_distances=inputs.task_distances)
+    if snakemake.params.costs:  # noqa: F821
+        model_costs(scored.pool.models, snakemake.params.costs)  # noqa: F821
     prompts = pl.from_arrow(read_table(inputs.prompts))
     min_points = ranking.ot_min_points(scored.pool.dataset_sizes().tolist(),
                                        snakemake.params.max_points)  # noqa: F821
@@ -34,7 +36,7 @@ def main() -> None:
         task, scored.scores, scored.neighbours, scored.pairs_table, scored.pool.datasets, prompts,
         read_distances(inputs.task_distances), read_distances(inputs.distance_matrix),
         params.descriptor_k, snakemake.params.costs, snakemake.params.top,  # noqa: F821
-        min_points, params.descriptor,
+        min_points, params.descriptor, params.fallback_share, params.draws,
     )
     if ranked.unknown:
         source, page = snakemake.params.task_file, snakemake.output.ranking  # noqa: F821
