@@ -9,6 +9,8 @@ variant with the workflow's settings reproduces its scores exactly (same library
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -30,6 +32,8 @@ from llmrouter.routing import (
     task_predictions,
 )
 from llmrouter.smoother import PAPER_BANDWIDTH, agreement_p
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,9 @@ def default_variants(alphas: tuple[float, ...] = (0.04, 0.1),
         Variant("strict"),
         Variant("strict, no fallback", fallback=False),
         Variant("strict, auto bandwidth", bandwidth="auto"),
-        Variant("strict, ot", descriptor="ot", bandwidth=ot_bandwidth),
+        # The paper's sigma on OT distances, which have another scale than u: for contrast.
+        Variant(f"strict, ot, bandwidth {ot_bandwidth:g}", descriptor="ot",
+                bandwidth=ot_bandwidth),
         Variant("strict, ot, auto bandwidth", descriptor="ot", bandwidth="auto"),
         Variant("strict, ot, auto bandwidth, no fallback", descriptor="ot", bandwidth="auto",
                 fallback=False),
@@ -284,13 +290,20 @@ def ablation_table(inputs: Inputs, variants: list[Variant], base: RoutingParams,
     (with the sample standard deviation over seeds of S3's accuracy, of the gap it closes and
     of the p error; NaN with one seed), and every score row."""
     rows, all_scores = [], []
+    start, passes = time.perf_counter(), sum(repeats if v.alpha > 0 else 1 for v in variants)
     for variant in variants:
         seeds = range(repeats) if variant.alpha > 0 else [0]
         per_seed = []
+        if variant.alpha > 0:
+            log.info("%s: %s", variant.name, labelled_counts(inputs.pool, variant.alpha))
         for seed in seeds:
             scored = score_variant(inputs, variant, base, seed, grid)
             all_scores.append(scored)
             per_seed.append(variant_metrics(scored))
+            elapsed = time.perf_counter() - start
+            done = len(all_scores)
+            log.info("%d/%d %s, seed %d: %.1f s so far, about %.0f s left", done, passes,
+                     variant.name, seed, elapsed, elapsed / done * (passes - done))
         keys = per_seed[0].keys()
         mean = {k: float(np.mean([m[k] for m in per_seed])) for k in keys}
         rows.append({
@@ -301,6 +314,17 @@ def ablation_table(inputs: Inputs, variants: list[Variant], base: RoutingParams,
                for key in ("s3", "s3_gap_closed", "p_mae")},
         })
     return pl.DataFrame(rows), pl.concat(all_scores, how="diagonal_relaxed")
+
+
+def labelled_counts(pool: Pool, alpha: float) -> str:
+    """How many points of each task alpha labels, for the log: a small alpha labels none of a
+    small task's points, and its rows then repeat alpha 0 on those tasks."""
+    counts = np.array([alpha_mod.n_labelled(int(n), alpha) for n in pool.dataset_sizes()])
+    line = (f"{counts.min()} to {counts.max()} labelled points per task (mean "
+            f"{counts.mean():.1f})")
+    if (counts == 0).any():
+        line += f"; none on {int((counts == 0).sum())} of {len(counts)} tasks"
+    return line
 
 
 def seed_spread(values: list[float]) -> float:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import math
+from types import SimpleNamespace
 
 import polars as pl
 import pytest
 
+from conftest import sized_pool
 from llmrouter import ablation
 from llmrouter.routing import METHODS, RoutingParams
 
@@ -71,7 +74,7 @@ def one_task(s3_model: str, p_error: float, bw: float) -> pl.DataFrame:
     ])
 
 
-def test_ablation_table_seed_mean_and_std(monkeypatch):
+def test_ablation_table_seed_mean_and_std(monkeypatch, caplog):
     # Variant "a" (alpha > 0) is scored with seeds 0 and 1, "b" (alpha 0) with seed 0 only.
     #   seed 0: S3 picks m2 (0.8, beats, gap closed 1), |p - p_true| 0.1, bandwidth 0.1
     #   seed 1: S3 picks m1 (0.4, ties,  gap closed 0), |p - p_true| 0.3, bandwidth 0.3
@@ -86,8 +89,14 @@ def test_ablation_table_seed_mean_and_std(monkeypatch):
 
     monkeypatch.setattr(ablation, "score_variant", fake_score_variant)
     variants = [ablation.Variant("a", alpha=0.1), ablation.Variant("b")]
-    table, scores = ablation.ablation_table(None, variants, RoutingParams(), repeats=2)
+    caplog.set_level(logging.INFO)
+    inputs = SimpleNamespace(pool=sized_pool([100, 150, 1534]))
+    table, scores = ablation.ablation_table(inputs, variants, RoutingParams(), repeats=2)
     assert calls == [("a", 0), ("a", 1), ("b", 0)]
+    # the log tells how far the job is, and how many points each alpha labels
+    assert "a: 10 to 50 labelled points per task (mean 25.0)" in caplog.messages
+    assert [m.split(":")[0] for m in caplog.messages if " so far, about " in m] == [
+        "1/3 a, seed 0", "2/3 a, seed 1", "3/3 b, seed 0"]
     assert scores.height == 6  # every score row of every call
     a, b = table.iter_rows(named=True)
     assert (a["variant"], a["repeats"], a["alpha"], b["repeats"]) == ("a", 2, 0.1, 1)
@@ -110,3 +119,9 @@ def test_ablation_table_seed_mean_and_std(monkeypatch):
                         "0.5000 | 0.2000 | 0.5 | 0.5 | 0 | 0.2000 | 0.2828 | 0.7071 | 0.1414 |")
     assert lines[5] == ("| b | 0.4000 | 0.4000 | 0.8000 | 0.4000 | 0.4000 | 0.8000 | nan | "
                         "1.0000 | 0.1000 | 1 | 0 | 0 | 0.1000 | nan | nan | nan |")
+
+
+def test_labelled_counts_say_where_a_small_alpha_labels_nothing():
+    pool = sized_pool([100, 150, 1534])
+    assert ablation.labelled_counts(pool, 0.005) == (
+        "0 to 7 labelled points per task (mean 2.3); none on 2 of 3 tasks")

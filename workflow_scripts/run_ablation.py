@@ -29,7 +29,10 @@ def main() -> None:
     logging.info("pairs of both modes: %.1f s", time.perf_counter() - start)
     table, scores = ablation.ablation_table(inputs, variants, params, opts["repeats"],
                                             tuple(snakemake.params.grid))  # noqa: F821
-    logging.info("%d variants scored in %.1f s", len(variants), time.perf_counter() - start)
+    summary = (f"ablation: {len(variants)} variants on {len(pool.datasets)} tasks in "
+               f"{time.perf_counter() - start:.1f} s")
+    logging.info("%s", summary)
+    print(summary, file=sys.__stderr__, flush=True)  # the terminal, as the embedding's summary
     notes = ablation.ablation_notes(len(pool.datasets), len(pool.models), opts["repeats"])
     write_table(table, snakemake.output.table)  # noqa: F821
     write_table(scores, snakemake.output.scores)  # noqa: F821
