@@ -57,7 +57,7 @@ def main() -> None:
     for threshold in THRESHOLDS:
         scored = scores_at(pool, neighbours, threshold)
         metrics = variant_metrics(scored)
-        print(f"{threshold:>9}  {metrics['p_mae']:>7.4f}  {scored['s2'].mean():>7.3f}  "
+        print(f"{threshold:>9}  {metrics['p_mae']:>7.5f}  {scored['s2'].mean():>7.3f}  "
               f"{metrics['s3']:>6.4f}  {metrics['s3_gap_closed']:>10.4f}")
 
 

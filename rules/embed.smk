@@ -38,9 +38,12 @@ rule embed_dataset:
     conda:
         CONDA_ENV
     threads: 1
+    # Seconds of work: embed_all_texts has filled the cache. On SLURM the group's request is
+    # the sum of its layers' runtimes (57 datasets, 8 at a time: 8 layers), so 60 minutes
+    # here asked for 10 hours.
     resources:
         mem_mb=2000,
-        runtime=60,
+        runtime=10,
     params:
         embedding=embedding_settings(),
     script:
