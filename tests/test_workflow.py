@@ -18,9 +18,10 @@ SCORE_COLUMNS = ["model", "s1", "s2", "p", "s3", "accuracy"]
 
 
 def outputs(results: Path) -> dict[str, pl.DataFrame]:
-    """Every Parquet artifact downstream of the embeddings, by relative path."""
-    found = {}
-    for sub in ["benchmark", "pool", "neighbours", "smoother", "scores", "report"]:
+    """Every Parquet artifact downstream of the embeddings, by relative path: the OT distance
+    matrix and its per-task rows among them (a missing matrix fails the read)."""
+    found = {"distances.parquet": pl.read_parquet(results / "distances.parquet")}
+    for sub in ["benchmark", "pool", "neighbours", "distances", "smoother", "scores", "report"]:
         for path in sorted((results / sub).glob("*.parquet")):
             found[str(path.relative_to(results))] = pl.read_parquet(path)
     return found
@@ -29,6 +30,9 @@ def outputs(results: Path) -> dict[str, pl.DataFrame]:
 def assert_same_outputs(a: Path, b: Path) -> None:
     left, right = outputs(a), outputs(b)
     assert sorted(left) == sorted(right)
+    # Each benchmark task's row of the OT matrix is compared, not skipped.
+    rows = {f"distances/{name}.parquet" for name in mmlu_slice()["dataset"].unique()}
+    assert rows <= set(left), f"no distance row file for {sorted(rows - set(left))}"
     for name in left:
         assert left[name].equals(right[name]), f"{name} differs"
 
