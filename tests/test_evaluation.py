@@ -87,14 +87,27 @@ def test_summary_correlations_skip_constant_task():
     #     r = .24 / sqrt(.32 * .24) = sqrt(3)/2; ranks (3, 2, 1) vs (2.5, 2.5, 1): sqrt(3)/2.
     #     B x = (0.1, 0.5, 0.3): dx = (-.2, .2, 0), dy = (-.3, 0, .3): r = .06 / .12 = 0.5;
     #     ranks (1, 3, 2) vs (1, 2, 3): 0.5.  Mean over A, B: (sqrt(3)/2 + 0.5) / 2.
+    # s3: A x = (0.7, 0.9, 0.1): 30 dx = (4, 10, -14), 30 dy = (6, 6, -12),
+    #     r = 252 / sqrt(312 * 216) = 7 / (2 sqrt(13)); ranks (2, 3, 1) vs (2.5, 2.5, 1):
+    #     sqrt(3)/2. B x = (0.1, 0.2, 0.6): dx = (-.2, -.1, .3), dy = (-.3, 0, .3):
+    #     r = .15 / sqrt(.14 * .18) = 5 / (2 sqrt(7)); ranks (1, 2, 3) vs (1, 2, 3): 1.
+    # bma: A x = (0.6, 0.7, 0.5): dx = (0, .1, -.1), r = .06 / sqrt(.02 * .24) = sqrt(3)/2;
+    #     ranks (2, 3, 1): sqrt(3)/2. B x = (0.4, 0.5, 0.45): dx = (-.05, .05, 0),
+    #     r = .015 / sqrt(.005 * .18) = 0.5; ranks (1, 3, 2): 0.5. The same as S2's on these
+    #     rows (so they cannot tell the two columns apart; S1's and S3's can).
     # s3_true_p = p_true S2 + (1 - p_true)(1 - S2) = 1 - S2: the negation of S2's.
     # oracle scores by the accuracy itself: 1, 1.
     table = by_method(evaluation.summary(scores_table(ROWS)))
     s2 = (R3 + 0.5) / 2
+    s3_pearson = (7 / (2 * math.sqrt(13)) + 5 / (2 * math.sqrt(7))) / 2
     assert table["s1"]["pearson"] == pytest.approx(-1.0)
     assert table["s1"]["spearman"] == pytest.approx(-1.0)
     assert table["s2"]["pearson"] == pytest.approx(s2)
     assert table["s2"]["spearman"] == pytest.approx(s2)
+    assert table["s3"]["pearson"] == pytest.approx(s3_pearson)
+    assert table["s3"]["spearman"] == pytest.approx((R3 + 1.0) / 2)
+    assert table["bma"]["pearson"] == pytest.approx(s2)
+    assert table["bma"]["spearman"] == pytest.approx(s2)
     assert table["s3_true_p"]["pearson"] == pytest.approx(-s2)
     assert table["s3_true_p"]["spearman"] == pytest.approx(-s2)
     assert table["oracle"]["pearson"] == pytest.approx(1.0)

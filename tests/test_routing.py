@@ -260,8 +260,14 @@ def test_score_task_columns_by_hand(synthetic, threshold):
                            fallback_share=0.0)
     g, u = task_predictions(neighbours[task], pool, params)
     pairs = smoother_pairs(pool, neighbours, params, task)
+    # On the pool as it is every method picks m3 (accuracy 0.8). score_task takes the
+    # baselines and labels as given, so they are rearranged for picks that only their own
+    # score gives: BMA's scores with m1 and m3 swapped (BMA picks m1), the tiebreak reversed
+    # (m0 first; S2's tie of m2 and m3 at threshold 0.3 goes to m2, S1 stays on m3), the
+    # labels of m2 and m3 swapped (the oracle picks m2).
     bma_scores, tiebreak = task_baselines(pool, task, "strict")
-    correct = pool.correct[pool.rows(task)]
+    bma_scores, tiebreak = bma_scores[[0, 3, 2, 1]], tiebreak[::-1]
+    correct = pool.correct[pool.rows(task)][:, [0, 1, 3, 2]]
     p = np.array([0.9, 0.2, 0.6, 0.75])
     frame = score_task(task, g, u, pairs, bma_scores, tiebreak, pool.models, params, correct, p)
     predicted = g > threshold  # strictly above
@@ -277,6 +283,33 @@ def test_score_task_columns_by_hand(synthetic, threshold):
                        ("pick_s3_true_p", p_true * s2 + (1 - p_true) * (1 - s2))):
         assert frame[column].to_list() == (
             np.arange(4) == scores.pick(s3, tiebreak, pool.models)).tolist(), column
+    # and every other pick is the argmax of its own score, by the same tie rule
+    for method, own in (("s1", scores.s1(g, params.k)), ("s2", s2), ("bma", bma_scores),
+                        ("oracle", correct.mean(axis=0))):
+        assert frame[f"pick_{method}"].to_list() == (
+            np.arange(4) == scores.pick(own, tiebreak, pool.models)).tolist(), method
+
+
+@pytest.mark.parametrize("mode", ["strict", "reference"])
+def test_task_scores_of_a_new_task_use_the_whole_leave_one_task_out_pass(synthetic, mode):
+    # A user's task outside the pool, in either mode: p from the smoother fitted on every
+    # benchmark task's leave-one-task-out pair (no nested pool: nothing of it is in the pool),
+    # BMA by the mean per-task accuracy over all benchmark tasks, and no labels.
+    pool, vectors, neighbours = synthetic
+    params = RoutingParams(k=3, descriptor_k=4, bandwidth=0.2, mode=mode)
+    heldouts = smoother_heldouts(pool.datasets, mode)
+    table = pairs_table(pool, neighbours, params, heldouts)
+    queries = knn.normalize(np.random.default_rng(5).normal(size=(6, 6)))
+    nb = knn.search(queries, vectors, pool.dataset_of, 4)
+    frame = task_scores("new", nb, pool, table, params)
+    full = smoother_pairs(pool, neighbours, params)
+    assert full.datasets == pool.datasets
+    g, u = task_predictions(nb, pool, params)
+    np.testing.assert_allclose(frame["p"], smoother.smooth(u, full.u, full.acc, 0.2))
+    whole = np.mean([pool.correct[pool.rows(d)].mean(axis=0) for d in pool.datasets], axis=0)
+    np.testing.assert_allclose(frame["bma_score"], whole)
+    assert frame["accuracy"].null_count() == 4 and frame["p_true"].null_count() == 4
+    assert frame["pick_oracle"].sum() == 0 and frame["pick_s3_true_p"].sum() == 0
 
 
 def test_baselines_of_a_new_task_use_the_whole_pool(synthetic):
@@ -329,9 +362,18 @@ def test_pairs_table_is_every_held_out_set_of_pairs(synthetic):
     assert smoother_heldouts(pool.datasets, "reference") == [None]
     heldouts = smoother_heldouts(pool.datasets, "strict")
     assert heldouts == [None, *pool.datasets]
-    every = all_smoother_pairs(pool, neighbours, PARAMS, heldouts)
-    expected = pl.concat([pairs_frame(every[h], pool.models, h) for h in heldouts])
-    assert pairs_table(pool, neighbours, PARAMS, heldouts).equals(expected)
+    table = pairs_table(pool, neighbours, PARAMS, heldouts)
+    # 5 datasets x 4 models with nothing held out, then 4 x 4 per held-out dataset
+    assert table.height == 5 * 4 + 5 * 4 * 4
+    # each set of pairs as smoother_pairs computes it alone (not all_smoother_pairs' sharing),
+    # row by row: one per (dataset, model), in the pool's order of datasets and models
+    expected = []
+    for heldout in heldouts:
+        one = smoother_pairs(pool, neighbours, PARAMS, heldout)
+        expected += [(heldout, d, m, one.u[i], one.acc[i, j], one.s1[i, j], one.s2[i, j])
+                     for i, d in enumerate(one.datasets) for j, m in enumerate(pool.models)]
+    assert table.columns == ["heldout", "dataset", "model", "u", "acc", "s1", "s2"]
+    assert table.rows() == expected
 
 
 def test_pairs_table_checks_the_nested_pools_only_when_it_builds_them(synthetic):
