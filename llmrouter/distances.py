@@ -22,7 +22,7 @@ from llmrouter import knn
 from llmrouter.artifacts import InputError
 from llmrouter.pool import Pool
 from llmrouter.rng import task_rng
-from llmrouter.store import dataset_embeddings
+from llmrouter.store import check_embedding_paths, dataset_embeddings
 
 # POT probes for torch at import (seconds of start-up in every job); we only pass numpy arrays.
 os.environ.setdefault("POT_BACKEND_DISABLE_PYTORCH", "1")
@@ -124,6 +124,7 @@ def read_task_clouds(pool: Pool, paths: Mapping[str, str | Path], max_points: in
                      seed: int) -> dict[str, np.ndarray]:
     """`task_clouds` of the pool's unit-norm embeddings, read from the per-dataset files one at
     a time: the job holds at most max_points points of each task, never the whole pool."""
+    check_embedding_paths(pool, paths)
     return {name: subsample(knn.normalize(dataset_embeddings(pool, name, paths[name])),
                             max_points, seed, name)
             for name in pool.datasets}

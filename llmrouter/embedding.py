@@ -95,11 +95,12 @@ class EmbeddingSettings:
 
 
 def model_slug(model: str, keep: int = 60) -> str:
-    """A model name as a folder name, one folder per name: where making it safe changes the name
-    (a path's '/', a space) or cuts it to `keep` characters, a hash of the whole name is added,
-    as two checkpoints' paths can end alike."""
+    """A model name as a folder name. A hub name keeps its folder (org/name as org_name); a
+    local path (from /, . or ~), a name with other characters (a space) or one cut to `keep`
+    characters gets a hash of the whole name, as two checkpoints' paths can end alike."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model).strip("_")
-    if slug == model and len(slug) <= keep:
+    hub_name = re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)?", model)
+    if hub_name and len(slug) <= keep:
         return slug
     return f"{slug[-(keep - 13):]}-{hashlib.sha256(model.encode()).hexdigest()[:12]}"
 
@@ -240,9 +241,11 @@ def read_cache(cache_dir: Path, hashes: list[str]) -> dict[str, np.ndarray]:
             continue
         first = first or (shard, vectors.shape[1])
         if vectors.shape[1] != first[1]:
-            raise InputError(f"{shard}: embedding cache shard holds vectors of width "
-                             f"{vectors.shape[1]}, {first[0]} of width {first[1]}; delete the "
-                             "wrong one and rerun, its texts are embedded again")
+            # Which one is wrong only the model knows: name both.
+            raise InputError(f"embedding cache shards of two widths: {shard} holds vectors of "
+                             f"{vectors.shape[1]}, {first[0]} of {first[1]}; delete the one "
+                             "whose width is not the model's and rerun, its texts are embedded "
+                             "again")
         if not np.isfinite(vectors).all():
             raise InputError(f"{shard}: embedding cache shard holds non-finite vectors; delete "
                              "it and rerun, its texts are embedded again")

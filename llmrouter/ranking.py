@@ -303,7 +303,8 @@ def fallback_sentence(fallback_share: float, draws: int) -> str:
     if fallback_share <= 0:
         return "The S3 pick is kept whatever BMA does (selection.fallback_share 0: no fallback)."
     return (f"The S3 pick falls back to BMA (the best model on average over the benchmark) "
-            f"unless it beats BMA in at least {fallback_share:.0%} of {draws} simulated draws.")
+            f"unless it beats BMA in at least {100 * fallback_share:g}% of {draws} simulated "
+            "draws.")
 
 
 @dataclass(frozen=True)

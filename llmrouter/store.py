@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -81,11 +82,16 @@ def read_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 def pool_embeddings(pool: Pool, paths: dict[str, str | Path]) -> np.ndarray:
     """(n_pool, dim) embeddings in pool row order, from per-dataset files."""
+    check_embedding_paths(pool, paths)
+    return np.vstack([dataset_embeddings(pool, name, paths[name]) for name in pool.datasets])
+
+
+def check_embedding_paths(pool: Pool, paths: Mapping[str, str | Path]) -> None:
+    """Raise InputError naming the pool datasets that `paths` gives no embeddings file for."""
     absent = [name for name in pool.datasets if name not in paths]
     if absent:
         raise InputError(f"no embeddings file for pool dataset(s) {absent}; "
                          f"given: {sorted(paths)}")
-    return np.vstack([dataset_embeddings(pool, name, paths[name]) for name in pool.datasets])
 
 
 def dataset_embeddings(pool: Pool, name: str, path: str | Path) -> np.ndarray:

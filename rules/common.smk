@@ -88,8 +88,8 @@ def helm_run_metrics(wildcards):
 
 
 def helm_index_suite():
-    """helm.suite where it names the index (release null), else None: a release's
-    index lists every run's suite, so the key is unread and must rerun nothing."""
+    """helm.suite where it names the index (release null), else None (rules/helm.smk refuses
+    a suite beside a release)."""
     return None if config["helm"]["release"] else config["helm"]["suite"]
 
 

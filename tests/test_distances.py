@@ -110,6 +110,8 @@ def test_clouds_read_one_file_at_a_time_equal_those_of_the_whole_pool(tmp_path):
     assert list(read) == list(whole) == ["d0", "d1"]
     for name in whole:
         np.testing.assert_array_equal(read[name], whole[name])
+    with pytest.raises(InputError, match=r"no embeddings file for pool dataset\(s\) \['d1'\]"):
+        distances.read_task_clouds(pool, {"d0": paths["d0"]}, 10, seed=3)
 
 
 # POT's own warnings on the way (exp overflow at reg 1e-5, numItermax reached): the point is

@@ -89,11 +89,12 @@ def test_cache_folders_of_two_models_never_coincide():
     # character a folder name cannot hold, once shared a folder and so each other's vectors.
     tail = "output/sentence-transformers-all-MiniLM-L6-v2-domain-adapted-final"
     names = [f"/scratch/run-A/{tail}", f"/scratch/run-B/{tail}", "org/model", "org model",
-             "org_model", "all-MiniLM-L6-v2"]
+             "./org/model", "all-MiniLM-L6-v2"]
     keys = [EmbeddingSettings(model=name).key() for name in names]
     assert len(set(keys)) == len(names), keys
-    # a plain model name keeps its folder, so existing caches stay valid
+    # a hub name keeps its folder, so existing caches stay valid
     assert keys[-1] == "all-MiniLM-L6-v2-float32-len256-pad8-batch8"
+    assert keys[2] == "org_model-float32-len256-pad8-batch8"
     assert all(len(key) < 120 for key in keys)
     assert EmbeddingSettings(precision="auto").precision in ("float32", "bfloat16")
 

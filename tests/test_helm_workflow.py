@@ -93,12 +93,12 @@ def test_mirror_workflow_equals_table_source(tmp_path, mirror):
     assert len(list((results / "scores").glob("*.parquet"))) == SUBJECTS
     # Only the files needed: run_spec, instances, and one of the two per-instance files.
     assert sum(mirror.served.values()) == 1 + 3 * SUBJECTS * MODELS
-    # How patiently files are fetched, and a suite a release's index does not read, change no
-    # file: nothing reruns (a rerun download would rerun the whole workflow after it).
+    # How patiently files are fetched changes no file: nothing reruns (a rerun download would
+    # rerun the whole workflow after it).
     done = run_workflow(config, str(results / "helm" / "missing_runs.tsv"),
                         str(results / "report" / "summary.md"),
                         extra=("-n", "--config", 'helm={"timeout_s": 9.0, "retries": 1, '
-                               '"backoff_s": 2.0, "suite": "v1.0.0"}'))
+                               '"backoff_s": 2.0}'))
     assert "Nothing to be done" in done.stdout + done.stderr, done.stdout + done.stderr
     # A misspelt scenario in helm.metrics, added after the run list exists, would leave the
     # default metric in place: the jobs the edit reruns stop on it.

@@ -327,5 +327,6 @@ def test_bad_task_files_fail_clearly(tmp_path_factory):
 
 def test_the_page_states_the_fallback_as_configured():
     assert "at least 60% of 1000 simulated draws" in ranking.fallback_sentence(0.6, 1000)
+    assert "at least 62.5% of 200 simulated draws" in ranking.fallback_sentence(0.625, 200)
     assert "no fallback" in ranking.fallback_sentence(0.0, 1000)
 
