@@ -112,17 +112,10 @@ def distance_row(
     return {name: ot_distance(target, cloud, method, reg) for name, cloud in others.items()}
 
 
-def task_clouds(pool: Pool, vectors: np.ndarray, max_points: int,
-                seed: int) -> dict[str, np.ndarray]:
-    """Every benchmark task's subsampled cloud (name -> (<= max_points, dim)) of the pool's
-    unit-norm `vectors`: the same points in every job."""
-    return {name: subsample(vectors[pool.rows(name)], max_points, seed, name)
-            for name in pool.datasets}
-
-
 def read_task_clouds(pool: Pool, paths: Mapping[str, str | Path], max_points: int,
                      seed: int) -> dict[str, np.ndarray]:
-    """`task_clouds` of the pool's unit-norm embeddings, read from the per-dataset files one at
+    """Every benchmark task's subsampled cloud (name -> (<= max_points, dim)) of its unit-norm
+    embeddings, the same points in every job. The per-dataset files (`paths`) are read one at
     a time: the job holds at most max_points points of each task, never the whole pool."""
     check_embedding_paths(pool, paths)
     return {name: subsample(knn.normalize(dataset_embeddings(pool, name, paths[name])),

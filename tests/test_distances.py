@@ -81,13 +81,7 @@ def test_unknown_method_and_empty_cloud_raise():
         distances.ot_distance(a, a[:0])
 
 
-def test_task_clouds_and_row_frame():
-    from conftest import sized_pool
-
-    vectors = knn.normalize(np.vstack([cloud(1, 30), cloud(2, 8, shift=1.0)]))
-    clouds = distances.task_clouds(sized_pool([30, 8]), vectors, 10, seed=0)
-    assert clouds["d0"].shape == (10, vectors.shape[1]) and clouds["d1"].shape == (8, 8)
-    np.testing.assert_array_equal(clouds["d0"], distances.subsample(vectors[:30], 10, 0, "d0"))
+def test_row_frame():
     frame = distances.row_frame("a", {"a": 0.0, "b": 0.4}, 0.25)
     assert frame.rows() == [("a", "a", 0.0, 0.25), ("a", "b", 0.4, 0.25)]
 
@@ -106,8 +100,11 @@ def test_clouds_read_one_file_at_a_time_equal_those_of_the_whole_pool(tmp_path):
         paths[name] = tmp_path / f"{name}.parquet"
         write_embeddings(pool.instance_ids[rows].tolist(), raw[rows], paths[name])
     read = distances.read_task_clouds(pool, paths, 10, seed=3)
-    whole = distances.task_clouds(pool, knn.normalize(raw), 10, seed=3)
+    vectors = knn.normalize(raw)
+    whole = {name: distances.subsample(vectors[pool.rows(name)], 10, 3, name)
+             for name in pool.datasets}
     assert list(read) == list(whole) == ["d0", "d1"]
+    assert read["d0"].shape == (10, raw.shape[1]) and read["d1"].shape == (8, 8)
     for name in whole:
         np.testing.assert_array_equal(read[name], whole[name])
     with pytest.raises(InputError, match=r"no embeddings file for pool dataset\(s\) \['d1'\]"):
