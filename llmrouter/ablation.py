@@ -290,9 +290,9 @@ def ablation_table(inputs: Inputs, variants: list[Variant], base: RoutingParams,
     (with the sample standard deviation over seeds of S3's accuracy, of the gap it closes and
     of the p error; NaN with one seed), and every score row."""
     rows, all_scores = [], []
-    start, passes = time.perf_counter(), sum(repeats if v.alpha > 0 else 1 for v in variants)
+    start, passes = time.perf_counter(), sum(len(variant_seeds(v, repeats)) for v in variants)
     for variant in variants:
-        seeds = range(repeats) if variant.alpha > 0 else [0]
+        seeds = variant_seeds(variant, repeats)
         per_seed = []
         if variant.alpha > 0:
             log.info("%s: %s", variant.name, labelled_counts(inputs.pool, variant.alpha))
@@ -314,6 +314,11 @@ def ablation_table(inputs: Inputs, variants: list[Variant], base: RoutingParams,
                for key in ("s3", "s3_gap_closed", "p_mae")},
         })
     return pl.DataFrame(rows), pl.concat(all_scores, how="diagonal_relaxed")
+
+
+def variant_seeds(variant: Variant, repeats: int) -> range:
+    """The seeds a variant is scored with: `repeats` where labelled points are drawn, else one."""
+    return range(repeats) if variant.alpha > 0 else range(1)
 
 
 def labelled_counts(pool: Pool, alpha: float) -> str:
