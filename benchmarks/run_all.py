@@ -31,6 +31,7 @@ def main() -> None:
         ["bench_loto.py"],
         ["bench_knn.py"],
         ["bench_embedding.py", *onnx] + ([] if args.quick else ["--routing"]),
+        ["bench_tokenise.py"],
         ["bench_scale.py", "--cases", "real", "instances-x10", "models-5000"],
     ] + ([] if args.quick else [
         ["bench_scale.py", "--cases", "instances-x100"],

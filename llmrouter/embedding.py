@@ -45,6 +45,8 @@ BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 # Texts are padded to a multiple of this many tokens: few distinct lengths (full batches) for
 # little padding.
 PAD_TO = 8
+# Texts tokenised at once to learn their lengths (see padded_lengths).
+TOKENISE_CHUNK = 4096
 
 
 def cpu_has_fast_bfloat16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
@@ -276,11 +278,24 @@ def padded_length(n_tokens: int, max_seq_length: int, pad_to: int = PAD_TO) -> i
     return min(-(-n_tokens // pad_to) * pad_to, max_seq_length)
 
 
-def padded_lengths(model: SentenceTransformer, texts: list[str]) -> list[int]:
+def padded_lengths(model: SentenceTransformer, texts: list[str],
+                   chunk_size: int = TOKENISE_CHUNK) -> list[int]:
     """`padded_length` of each text's tokens as the model sees them (special tokens included,
-    truncated to the model's max_seq_length)."""
-    ids = model.tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]
-    return [padded_length(len(i), model.max_seq_length) for i in ids]
+    truncated to the model's max_seq_length).
+
+    Tokenised `chunk_size` texts at a time: the tokenizer returns Python lists of ints, about
+    23 KB per text, so all of helm_mmlu x5 at once took 1.6 GB more (x100 would need tens of
+    GB) for lengths that take a few bytes each (benchmarks/bench_tokenise.py).
+    """
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size {chunk_size}: must be at least 1")
+    lengths: list[int] = []
+    for start in range(0, len(texts), chunk_size):
+        ids = model.tokenizer(texts[start:start + chunk_size], truncation=True,
+                              max_length=model.max_seq_length, return_attention_mask=False,
+                              return_token_type_ids=False)["input_ids"]
+        lengths.extend(padded_length(len(i), model.max_seq_length) for i in ids)
+    return lengths
 
 
 def encode_batch(model: SentenceTransformer, texts: list[str], batch_size: int,

@@ -4,6 +4,7 @@ import hashlib
 import io
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
@@ -161,6 +162,32 @@ def test_texts_are_padded_to_a_multiple_of_pad_to_tokens_up_to_the_maximum():
     assert [embedding.padded_length(n, 256, 8) for n in (1, 8, 9, 250, 256, 300)] == \
         [8, 8, 16, 256, 256, 256]
     assert embedding.padded_length(9, 12, 8) == 12
+
+
+def test_lengths_are_tokenised_a_chunk_at_a_time_and_equal_one_call_on_all():
+    """One tokenizer call on every text held all their token lists at once: 1.6 GB above the
+    model for helm_mmlu x5 (benchmarks/bench_tokenise.py), tens of GB at x100."""
+    model = embedding.load_model(EmbeddingSettings(precision="float32"))
+    texts = [f"Question {i}: " + "which word comes next? " * (i % 40) for i in range(23)]
+    texts += ["x " * 600]  # truncated to max_seq_length
+    calls: list[int] = []
+    tokenizer = model.tokenizer
+
+    class Counting:
+        def __call__(self, batch, **kwargs):
+            calls.append(len(batch))
+            return tokenizer(batch, **kwargs)
+
+    expected = [embedding.padded_length(len(ids), model.max_seq_length) for ids in
+                tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]]
+    counting = SimpleNamespace(tokenizer=Counting(), max_seq_length=model.max_seq_length)
+    for chunk_size in (1, 5, 24, 1000):
+        calls.clear()
+        assert embedding.padded_lengths(counting, texts, chunk_size) == expected
+        assert max(calls) <= chunk_size and sum(calls) == len(texts)
+    assert expected[-1] == model.max_seq_length
+    with pytest.raises(ValueError, match="chunk_size 0"):
+        embedding.padded_lengths(model, texts, 0)
 
 
 @pytest.mark.slow
