@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TextIO
+
+import polars as pl
 
 from llmrouter.artifacts import InputError
 
@@ -66,6 +69,13 @@ def _output_to(handle: TextIO) -> Iterator[None]:
         sys.stderr = saved_stderr
 
 
+def thread_pools() -> str:
+    """One line with the size of each thread pool a job may start (llmrouter.threads)."""
+    return (f"thread pools: polars {pl.thread_pool_size()}, tokenizers "
+            f"{os.environ.get('RAYON_NUM_THREADS', 'all CPUs')}, OpenMP/BLAS "
+            f"{os.environ.get('OMP_NUM_THREADS', 'all CPUs')}")
+
+
 class Terminated(BaseException):
     """SIGTERM (scancel, a SLURM time limit), raised so that every `finally` runs: Python's
     default SIGTERM exits at once and leaves the atomic writers' temporary files behind."""
@@ -106,6 +116,7 @@ def run_logged(log_path: str, main: Callable[[], None]) -> None:
         # previous ones.
         to_terminal = _TerminalHandler(terminal, log_path)
         root.addHandler(to_terminal)
+        logging.info("%s", thread_pools())
         try:
             with _sigterm_raises():
                 main()

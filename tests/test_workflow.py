@@ -79,6 +79,21 @@ def test_outputs_hold_the_contract(finished_run):
     assert "| s3 |" in text and "S3 against BMA" in text
 
 
+def test_each_job_sizes_its_thread_pools_to_its_rule_threads(finished_run):
+    """polars and the tokenizers start one thread per CPU unless told: a single-thread job
+    on a 64-core node ran 64 polars threads (llmrouter.threads)."""
+    logs = finished_run / "logs"
+    expected = {"score_task": 1, "compute_task_distances": 1, "embed_dataset": 1,
+                "find_neighbours": 2}  # threads: 8, run with --cores 2
+    for rule, threads in expected.items():
+        rule_logs = sorted((logs / rule).glob("*.log"))
+        assert len(rule_logs) == 6, rule  # one per subject of the slice
+        for log in rule_logs:
+            assert f"thread pools: polars {threads}, tokenizers {threads}, OpenMP/BLAS " \
+                   f"{threads}" in log.read_text(), log
+    assert "thread pools: polars 2, tokenizers 2" in (logs / "embed_all_texts.log").read_text()
+
+
 def test_two_runs_give_identical_outputs(tmp_path, slice_table, finished_run):
     run_workflow(write_config(tmp_path, slice_table))
     assert_same_outputs(finished_run, tmp_path / "results")

@@ -6,6 +6,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))  # noqa: F821
 
+from llmrouter.threads import bind_threads
+
+bind_threads(snakemake.threads)  # noqa: F821  (before anything imports polars)
+
 from llmrouter.artifacts import InputError, write_table
 from llmrouter.helm.index import check_metric_scenarios, read_index, select_runs
 from llmrouter.logs import run_logged
