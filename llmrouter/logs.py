@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import TextIO
 
 import polars as pl
@@ -76,6 +77,21 @@ def thread_pools() -> str:
             f"{os.environ.get('OMP_NUM_THREADS', 'all CPUs')}")
 
 
+@contextmanager
+def _native_crashes_to(handle: TextIO) -> Iterator[None]:
+    """Python's traceback of a crash in native code (segmentation fault, abort) into `handle`:
+    the job's log would otherwise end without a word of where it died. Put back after."""
+    was_enabled = faulthandler.is_enabled()
+    faulthandler.enable(file=handle, all_threads=True)
+    try:
+        yield
+    finally:
+        faulthandler.disable()
+        if was_enabled and sys.__stderr__ is not None:
+            with suppress(ValueError, OSError):  # a stderr without a file descriptor
+                faulthandler.enable(file=sys.__stderr__, all_threads=True)
+
+
 class Terminated(BaseException):
     """SIGTERM (scancel, a SLURM time limit), raised so that every `finally` runs: Python's
     default SIGTERM exits at once and leaves the atomic writers' temporary files behind."""
@@ -110,7 +126,7 @@ def run_logged(log_path: str, main: Callable[[], None]) -> None:
     the writers have removed their temporary files.
     """
     terminal = sys.stderr
-    with open(log_path, "w") as handle, _output_to(handle):
+    with open(log_path, "w") as handle, _output_to(handle), _native_crashes_to(handle):
         root = logging.getLogger()
         # Added after _output_to has set the log's handler, removed before it restores the
         # previous ones.

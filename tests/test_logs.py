@@ -131,3 +131,34 @@ def test_sigterm_lets_the_writers_remove_their_temporary_files(tmp_path):
     assert list(tmp_path.iterdir()) == [log]
     assert "ERROR terminated (SIGTERM)" in log.read_text()
     assert err == f"terminated (log: {log})\n"
+
+
+CRASHING_JOB = """
+import ctypes, sys
+from llmrouter.logs import run_logged
+
+def load_native_library():
+    ctypes.string_at(0)  # reads address 0: a segmentation fault, as a broken C extension
+
+run_logged(sys.argv[1], load_native_library)
+"""
+
+
+def test_a_crash_in_native_code_leaves_where_it_died_in_the_log(tmp_path):
+    # A segmentation fault ends the process before any Python handler runs: the log ended at
+    # its last line, with no word of the crash, and Snakemake showed that log.
+    log = tmp_path / "job.log"
+    done = subprocess.run([sys.executable, "-c", CRASHING_JOB, str(log)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == -signal.SIGSEGV
+    text = log.read_text()
+    assert "Fatal Python error: Segmentation fault" in text
+    assert 'line 6 in load_native_library' in text
+
+
+def test_the_crash_handler_is_put_back_as_it_was(tmp_path):
+    import faulthandler
+
+    was = faulthandler.is_enabled()
+    run_logged(str(tmp_path / "job.log"), lambda: None)
+    assert faulthandler.is_enabled() == was
