@@ -279,19 +279,20 @@ def padded_length(n_tokens: int, max_seq_length: int, pad_to: int = PAD_TO) -> i
 
 
 def padded_lengths(model: SentenceTransformer, texts: list[str],
-                   chunk_size: int = TOKENISE_CHUNK) -> list[int]:
+                   tokenise_chunk: int = TOKENISE_CHUNK) -> list[int]:
     """`padded_length` of each text's tokens as the model sees them (special tokens included,
     truncated to the model's max_seq_length).
 
-    Tokenised `chunk_size` texts at a time: the tokenizer returns Python lists of ints, about
-    23 KB per text, so all of helm_mmlu x5 at once took 1.6 GB more (x100 would need tens of
-    GB) for lengths that take a few bytes each (benchmarks/bench_tokenise.py).
+    Tokenised `tokenise_chunk` texts at a time, asking for the ids alone: one call on every
+    text, with its attention masks and token type ids, held them all as Python lists (1.6 GB
+    above the model for helm_mmlu x5, about 23 KB per text; benchmarks/bench_tokenise.py) for
+    lengths that take a few bytes each.
     """
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size {chunk_size}: must be at least 1")
+    if tokenise_chunk < 1:
+        raise ValueError(f"tokenise_chunk {tokenise_chunk}: must be at least 1")
     lengths: list[int] = []
-    for start in range(0, len(texts), chunk_size):
-        ids = model.tokenizer(texts[start:start + chunk_size], truncation=True,
+    for start in range(0, len(texts), tokenise_chunk):
+        ids = model.tokenizer(texts[start:start + tokenise_chunk], truncation=True,
                               max_length=model.max_seq_length, return_attention_mask=False,
                               return_token_type_ids=False)["input_ids"]
         lengths.extend(padded_length(len(i), model.max_seq_length) for i in ids)

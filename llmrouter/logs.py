@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from typing import TextIO
 
 import polars as pl
@@ -80,16 +80,19 @@ def thread_pools() -> str:
 @contextmanager
 def _native_crashes_to(handle: TextIO) -> Iterator[None]:
     """Python's traceback of a crash in native code (segmentation fault, abort) into `handle`:
-    the job's log would otherwise end without a word of where it died. Put back after."""
-    was_enabled = faulthandler.is_enabled()
+    the job's log would otherwise end without a word of where it died. Switched off after.
+
+    Left alone where it is on already (PYTHONFAULTHANDLER, pytest): Python cannot say which
+    file it writes to, so it could not be put back.
+    """
+    if faulthandler.is_enabled():
+        yield
+        return
     faulthandler.enable(file=handle, all_threads=True)
     try:
         yield
     finally:
         faulthandler.disable()
-        if was_enabled and sys.__stderr__ is not None:
-            with suppress(ValueError, OSError):  # a stderr without a file descriptor
-                faulthandler.enable(file=sys.__stderr__, all_threads=True)
 
 
 class Terminated(BaseException):
@@ -126,7 +129,10 @@ def run_logged(log_path: str, main: Callable[[], None]) -> None:
     the writers have removed their temporary files.
     """
     terminal = sys.stderr
-    with open(log_path, "w") as handle, _output_to(handle), _native_crashes_to(handle):
+    # Line-buffered: a crash in native code writes its traceback straight to the file, and the
+    # lines logged before it must be there first.
+    with (open(log_path, "w", buffering=1) as handle, _output_to(handle),
+          _native_crashes_to(handle)):
         root = logging.getLogger()
         # Added after _output_to has set the log's handler, removed before it restores the
         # previous ones.

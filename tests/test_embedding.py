@@ -181,12 +181,12 @@ def test_lengths_are_tokenised_a_chunk_at_a_time_and_equal_one_call_on_all():
     expected = [embedding.padded_length(len(ids), model.max_seq_length) for ids in
                 tokenizer(texts, truncation=True, max_length=model.max_seq_length)["input_ids"]]
     counting = SimpleNamespace(tokenizer=Counting(), max_seq_length=model.max_seq_length)
-    for chunk_size in (1, 5, 24, 1000):
+    for tokenise_chunk in (1, 5, 24, 1000):
         calls.clear()
-        assert embedding.padded_lengths(counting, texts, chunk_size) == expected
-        assert max(calls) <= chunk_size and sum(calls) == len(texts)
+        assert embedding.padded_lengths(counting, texts, tokenise_chunk) == expected
+        assert max(calls) <= tokenise_chunk and sum(calls) == len(texts)
     assert expected[-1] == model.max_seq_length
-    with pytest.raises(ValueError, match="chunk_size 0"):
+    with pytest.raises(ValueError, match="tokenise_chunk 0"):
         embedding.padded_lengths(model, texts, 0)
 
 

@@ -138,6 +138,7 @@ import ctypes, sys
 from llmrouter.logs import run_logged
 
 def load_native_library():
+    print("loading the library", file=sys.stderr)
     ctypes.string_at(0)  # reads address 0: a segmentation fault, as a broken C extension
 
 run_logged(sys.argv[1], load_native_library)
@@ -152,13 +153,29 @@ def test_a_crash_in_native_code_leaves_where_it_died_in_the_log(tmp_path):
                           text=True, timeout=60)
     assert done.returncode == -signal.SIGSEGV
     text = log.read_text()
-    assert "Fatal Python error: Segmentation fault" in text
-    assert 'line 6 in load_native_library' in text
+    # what the job wrote before it died, then where it died
+    assert text.index("loading the library") < text.index("Fatal Python error: Segmentation "
+                                                            "fault")
+    assert 'line 7 in load_native_library' in text
 
 
-def test_the_crash_handler_is_put_back_as_it_was(tmp_path):
-    import faulthandler
+CRASH_AFTER_THE_JOB = """
+import ctypes, faulthandler, sys
+from llmrouter.logs import run_logged
 
-    was = faulthandler.is_enabled()
-    run_logged(str(tmp_path / "job.log"), lambda: None)
-    assert faulthandler.is_enabled() == was
+own = open(sys.argv[2], "w")
+faulthandler.enable(file=own)  # as pytest does, on a file Python cannot name later
+run_logged(sys.argv[1], lambda: None)
+ctypes.string_at(0)
+"""
+
+
+def test_a_crash_handler_already_on_is_left_alone(tmp_path):
+    # Python cannot say which file an enabled handler writes to, so one already on (pytest,
+    # PYTHONFAULTHANDLER) could not be put back: re-enabled on stderr, a later crash went there.
+    log, own = tmp_path / "job.log", tmp_path / "own.txt"
+    done = subprocess.run([sys.executable, "-c", CRASH_AFTER_THE_JOB, str(log), str(own)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGSEGV
+    assert "Fatal Python error: Segmentation fault" in own.read_text()
+    assert "Fatal Python error" not in done.stderr + log.read_text()

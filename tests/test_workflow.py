@@ -84,13 +84,14 @@ def test_each_job_sizes_its_thread_pools_to_its_rule_threads(finished_run):
     on a 64-core node ran 64 polars threads (llmrouter.threads)."""
     logs = finished_run / "logs"
     expected = {"score_task": 1, "compute_task_distances": 1, "embed_dataset": 1,
-                "find_neighbours": 2}  # threads: 8, run with --cores 2
+                "find_neighbours": 2}
     for rule, threads in expected.items():
         rule_logs = sorted((logs / rule).glob("*.log"))
         assert len(rule_logs) == 6, rule  # one per subject of the slice
         for log in rule_logs:
             assert f"thread pools: polars {threads}, tokenizers {threads}, OpenMP/BLAS " \
                    f"{threads}" in log.read_text(), log
+    # threads: 8, scaled down to the run's --cores 2
     assert "thread pools: polars 2, tokenizers 2" in (logs / "embed_all_texts.log").read_text()
 
 
