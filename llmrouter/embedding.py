@@ -22,7 +22,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -279,7 +279,8 @@ def padded_length(n_tokens: int, max_seq_length: int, pad_to: int = PAD_TO) -> i
 
 
 def padded_lengths(model: SentenceTransformer, texts: list[str],
-                   tokenise_chunk: int = TOKENISE_CHUNK) -> list[int]:
+                   tokenise_chunk: int = TOKENISE_CHUNK,
+                   on_chunk: Callable[[int], object] | None = None) -> list[int]:
     """`padded_length` of each text's tokens as the model sees them (special tokens included,
     truncated to the model's max_seq_length).
 
@@ -287,6 +288,10 @@ def padded_lengths(model: SentenceTransformer, texts: list[str],
     text, with its attention masks and token type ids, held them all as Python lists (1.6 GB
     above the model for helm_mmlu x5, about 23 KB per text; benchmarks/bench_tokenise.py) for
     lengths that take a few bytes each.
+
+    on_chunk: called with each chunk's size once it is tokenised, for a progress bar: at
+    bench_tokenise's rate (about 5,000 texts/s) the x100 scale's 1.4M texts take minutes
+    before the first vector.
     """
     if tokenise_chunk < 1:
         raise ValueError(f"tokenise_chunk {tokenise_chunk}: must be at least 1")
@@ -296,6 +301,8 @@ def padded_lengths(model: SentenceTransformer, texts: list[str],
                               max_length=model.max_seq_length, return_attention_mask=False,
                               return_token_type_ids=False)["input_ids"]
         lengths.extend(padded_length(len(i), model.max_seq_length) for i in ids)
+        if on_chunk is not None:
+            on_chunk(len(ids))
     return lengths
 
 
@@ -315,13 +322,14 @@ def encode_batch(model: SentenceTransformer, texts: list[str], batch_size: int,
 
 
 def embed_batches(model: SentenceTransformer, texts: list[str], hashes: list[str],
-                  batch_size: int) -> Iterator[tuple[list[int], np.ndarray]]:
+                  batch_size: int, lengths: list[int] | None = None
+                  ) -> Iterator[tuple[list[int], np.ndarray]]:
     """(indices, unit-norm float32 vectors) of each padded length batch of `texts`.
 
     The batches come in a seeded shuffled order: short and long ones mixed, so a progress
     bar's rate and time left hold from the start (the order changes no vector).
     """
-    lengths = padded_lengths(model, texts)
+    lengths = padded_lengths(model, texts) if lengths is None else lengths
     batches = length_batches(lengths, hashes, batch_size)
     random.Random(0).shuffle(batches)
     for batch in batches:
@@ -382,10 +390,13 @@ def embed_texts(
             chunk_vectors.clear()
 
         stream = progress_to or sys.stderr
+        with tqdm(total=len(todo), desc="tokenising", unit="text", disable=not progress,
+                  mininterval=5, file=stream) as bar:
+            lengths = padded_lengths(model, todo_texts, on_chunk=bar.update)
         with tqdm(total=len(todo), desc="embedding", unit="text", disable=not progress,
                   mininterval=5, file=stream) as bar:
             for batch, vectors in embed_batches(model, todo_texts, todo_hashes,
-                                                settings.batch_size):
+                                                settings.batch_size, lengths):
                 chunk_hashes.extend(todo_hashes[i] for i in batch)
                 chunk_vectors.append(vectors)
                 bar.update(len(batch))

@@ -120,9 +120,10 @@ def test_cache_embeds_each_text_once(tmp_path, monkeypatch):
     texts = ["What is 2 + 2?", "Name the largest planet.", "What is 2 + 2?"]
     terminal = io.StringIO()
     first = embed_texts(texts, settings, tmp_path, progress_to=terminal)
-    # the bar and the summary go to the stream given (a job's terminal, not its log)
+    # the bars and the summary go to the stream given (a job's terminal, not its log)
     assert re.search(r"embedding: 2 texts in [\d.]+ s \(\d+ texts/s, all-MiniLM",
                      terminal.getvalue())
+    assert re.search(r"tokenising: 100%.* 2/2 ", terminal.getvalue())
     assert first.shape == (3, 384) and first.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(first, axis=1), 1.0, rtol=1e-5)
     np.testing.assert_array_equal(first[0], first[2])
@@ -185,6 +186,9 @@ def test_lengths_are_tokenised_a_chunk_at_a_time_and_equal_one_call_on_all():
         calls.clear()
         assert embedding.padded_lengths(counting, texts, tokenise_chunk) == expected
         assert max(calls) <= tokenise_chunk and sum(calls) == len(texts)
+    seen: list[int] = []  # what a progress bar is told
+    embedding.padded_lengths(counting, texts, 5, on_chunk=seen.append)
+    assert seen == [5, 5, 5, 5, 4]
     assert expected[-1] == model.max_seq_length
     with pytest.raises(ValueError, match="tokenise_chunk 0"):
         embedding.padded_lengths(model, texts, 0)
