@@ -278,16 +278,16 @@ def padded_length(n_tokens: int, max_seq_length: int, pad_to: int = PAD_TO) -> i
     return min(-(-n_tokens // pad_to) * pad_to, max_seq_length)
 
 
-def padded_lengths(model: SentenceTransformer, texts: list[str],
-                   tokenise_chunk: int = TOKENISE_CHUNK,
-                   on_chunk: Callable[[int], object] | None = None) -> list[int]:
-    """`padded_length` of each text's tokens as the model sees them (special tokens included,
-    truncated to the model's max_seq_length).
+def token_counts(model: SentenceTransformer, texts: list[str],
+                 tokenise_chunk: int = TOKENISE_CHUNK,
+                 on_chunk: Callable[[int], object] | None = None) -> list[int]:
+    """Each text's number of tokens (special tokens included), capped at the model's
+    max_seq_length + 1: a count above max_seq_length means the model sees the text cut there.
 
     Tokenised `tokenise_chunk` texts at a time, asking for the ids alone: one call on every
     text, with its attention masks and token type ids, held them all as Python lists (1.6 GB
     above the model for helm_mmlu x5, about 23 KB per text; benchmarks/bench_tokenise.py) for
-    lengths that take a few bytes each.
+    counts that take a few bytes each.
 
     on_chunk: called with each chunk's size once it is tokenised, for a progress bar: at
     bench_tokenise's rate (about 5,000 texts/s) the x100 scale's 1.4M texts take minutes
@@ -295,15 +295,24 @@ def padded_lengths(model: SentenceTransformer, texts: list[str],
     """
     if tokenise_chunk < 1:
         raise ValueError(f"tokenise_chunk {tokenise_chunk}: must be at least 1")
-    lengths: list[int] = []
+    counts: list[int] = []
     for start in range(0, len(texts), tokenise_chunk):
         ids = model.tokenizer(texts[start:start + tokenise_chunk], truncation=True,
-                              max_length=model.max_seq_length, return_attention_mask=False,
-                              return_token_type_ids=False)["input_ids"]
-        lengths.extend(padded_length(len(i), model.max_seq_length) for i in ids)
+                              max_length=model.max_seq_length + 1,
+                              return_attention_mask=False, return_token_type_ids=False)
+        counts.extend(len(i) for i in ids["input_ids"])
         if on_chunk is not None:
-            on_chunk(len(ids))
-    return lengths
+            on_chunk(len(ids["input_ids"]))
+    return counts
+
+
+def padded_lengths(model: SentenceTransformer, texts: list[str],
+                   tokenise_chunk: int = TOKENISE_CHUNK,
+                   on_chunk: Callable[[int], object] | None = None) -> list[int]:
+    """`padded_length` of each text's tokens as the model sees them (special tokens included,
+    truncated to the model's max_seq_length); arguments as `token_counts`'."""
+    return [padded_length(n, model.max_seq_length)
+            for n in token_counts(model, texts, tokenise_chunk, on_chunk)]
 
 
 def encode_batch(model: SentenceTransformer, texts: list[str], batch_size: int,
@@ -392,7 +401,9 @@ def embed_texts(
         stream = progress_to or sys.stderr
         with tqdm(total=len(todo), desc="tokenising", unit="text", disable=not progress,
                   mininterval=5, file=stream) as bar:
-            lengths = padded_lengths(model, todo_texts, on_chunk=bar.update)
+            counts = token_counts(model, todo_texts, on_chunk=bar.update)
+        lengths = [padded_length(n, model.max_seq_length) for n in counts]
+        cut = sum(n > model.max_seq_length for n in counts)
         with tqdm(total=len(todo), desc="embedding", unit="text", disable=not progress,
                   mininterval=5, file=stream) as bar:
             for batch, vectors in embed_batches(model, todo_texts, todo_hashes,
@@ -407,6 +418,10 @@ def embed_texts(
         elapsed = time.perf_counter() - start
         summary = (f"embedding: {len(todo)} texts in {elapsed:.1f} s "
                    f"({len(todo) / max(elapsed, 1e-9):.0f} texts/s, {settings.key()})")
+        if cut:
+            # Silent in sentence-transformers (and in the reference code, which cuts the same).
+            summary += (f"; {cut} of them longer than max_seq_length {model.max_seq_length} "
+                        "tokens: their first tokens alone are embedded")
         log.info("%s", summary)
         if progress and progress_to is not None:
             print(summary, file=progress_to, flush=True)

@@ -142,6 +142,22 @@ def test_cache_embeds_each_text_once(tmp_path, monkeypatch):
     assert len(new) == 1
 
 
+def test_texts_cut_at_max_seq_length_are_counted_in_the_summary(tmp_path):
+    # sentence-transformers cuts them without a word: 1,186 of helm_mmlu's 13,937 texts, 44% of
+    # professional_law's, about 70% of each history subject's
+    terminal = io.StringIO()
+    long_text = "The history of the Roman roads, province by province. " * 40
+    embed_texts(["Name the largest planet.", long_text], EmbeddingSettings(), tmp_path,
+                progress_to=terminal)
+    assert "embedding: 2 texts in" in terminal.getvalue()
+    assert ("1 of them longer than max_seq_length 256 tokens: their first tokens alone are "
+            "embedded") in terminal.getvalue()
+    terminal = io.StringIO()
+    embed_texts(["Which gas do plants absorb?"], EmbeddingSettings(), tmp_path,
+                progress_to=terminal)
+    assert "longer than" not in terminal.getvalue()
+
+
 def test_length_batches_hold_one_length_and_ignore_input_order():
     lengths = [5, 7, 5, 5, 7, 9, 5]
     hashes = ["e", "b", "a", "d", "a", "c", "b"]
@@ -186,6 +202,10 @@ def test_lengths_are_tokenised_a_chunk_at_a_time_and_equal_one_call_on_all():
         calls.clear()
         assert embedding.padded_lengths(counting, texts, tokenise_chunk) == expected
         assert max(calls) <= tokenise_chunk and sum(calls) == len(texts)
+    full = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+    assert full[-1] > model.max_seq_length + 1
+    assert embedding.token_counts(counting, texts, 5) == [
+        min(n, model.max_seq_length + 1) for n in full]
     seen: list[int] = []  # what a progress bar is told
     embedding.padded_lengths(counting, texts, 5, on_chunk=seen.append)
     assert seen == [5, 5, 5, 5, 4]
