@@ -98,13 +98,19 @@ def column_matrix(table: pa.Table, name: str) -> np.ndarray:
     return values.reshape(len(column), width)
 
 
-def read_table(path: str | Path, required: list[str] | None = None) -> pa.Table:
-    """Read a Parquet file, failing with the file's name when it is unreadable or lacks columns."""
+def read_table(path: str | Path, required: list[str] | None = None,
+               only_required: bool = False) -> pa.Table:
+    """Read a Parquet file, failing with the file's name when it is unreadable or lacks columns.
+
+    only_required: read the `required` columns alone (Parquet stores columns apart, so the
+    others are never read from disk).
+    """
     try:
-        table = pq.read_table(path)
+        with pq.ParquetFile(path) as parquet:
+            names = parquet.schema_arrow.names
+            missing = [c for c in (required or []) if c not in names]
+            if missing:
+                raise InputError(f"{path}: missing column(s) {missing}; has {names}")
+            return parquet.read(columns=list(required or []) if only_required else None)
     except (OSError, pa.ArrowInvalid) as error:
         raise InputError(f"{path}: cannot read as Parquet ({error})") from error
-    missing = [c for c in (required or []) if c not in table.column_names]
-    if missing:
-        raise InputError(f"{path}: missing column(s) {missing}; has {table.column_names}")
-    return table

@@ -232,10 +232,14 @@ def read_cache(cache_dir: Path, hashes: list[str]) -> dict[str, np.ndarray]:
     first: tuple[Path, int] | None = None  # the first shard read, and its vectors' width
     for shard in shards:
         try:
-            table = read_table(shard, ["text_hash", "vector"])
-            frame = pl.from_arrow(table.select(["text_hash"]))
+            # The hashes first: the vectors of a shard holding none of the texts (every
+            # benchmark shard, for a new task's prompts) are never read.
+            frame = pl.from_arrow(read_table(shard, ["text_hash"], only_required=True))
             keep = frame["text_hash"].is_in(wanted.implode()).to_numpy()
-            vectors = column_matrix(table, "vector")[keep] if keep.any() else None
+            vectors = None
+            if keep.any():
+                table = read_table(shard, ["vector"], only_required=True)
+                vectors = column_matrix(table, "vector")[keep]
         except InputError as error:
             raise InputError(f"{error}; it is an embedding cache shard: delete it and rerun, "
                              "its texts are embedded again") from error

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from llmrouter import embedding
-from llmrouter.artifacts import InputError, matrix_column, write_table
+from llmrouter.artifacts import InputError, matrix_column, read_table, write_table
 from llmrouter.embedding import (EmbeddingSettings, cache_root, embed_texts, read_cache,
                                  text_hash, write_shard)
 
@@ -263,6 +263,42 @@ def test_a_cache_folder_that_cannot_be_made_is_an_input_error_naming_it(tmp_path
     with pytest.raises(InputError, match=rf"embedding cache {blocker}/\S+: cannot create it "
                                          r"\(Not a directory\); set embedding.cache_dir"):
         embed_texts(["a question"], EmbeddingSettings(), blocker, progress=False)
+
+
+def test_the_vectors_of_a_shard_without_the_texts_are_never_read(tmp_path, monkeypatch):
+    # Every job read every shard's vectors: a new task's prompts, in no benchmark shard, read
+    # the whole cache (2 GB at the x100 scale) to find none.
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    for i in range(3):
+        write_shard(folder, [text_hash(f"t{i}a"), text_hash(f"t{i}b")],
+                    np.eye(4, dtype=np.float32)[2 * (i % 2):2 * (i % 2) + 2])
+    reads: list[tuple[str, tuple[str, ...]]] = []
+    real_read = embedding.read_table
+
+    def spying_read(path, required=None, only_required=False):
+        table = real_read(path, required, only_required)
+        reads.append((Path(path).name, tuple(table.column_names)))
+        return table
+
+    monkeypatch.setattr(embedding, "read_table", spying_read)
+    found = read_cache(folder, [text_hash("t1b"), text_hash("new")])
+    np.testing.assert_array_equal(found[text_hash("t1b")], np.eye(4, dtype=np.float32)[3])
+    assert len(found) == 1
+    with_vectors = [name for name, columns in reads if "vector" in columns]
+    assert len(reads) == 4 and len(with_vectors) == 1  # 3 hash columns, 1 vector column
+
+
+def test_read_table_reads_the_required_columns_alone_when_asked(tmp_path):
+    path = tmp_path / "t.parquet"
+    write_table(pl.DataFrame({"a": [1], "b": ["x"], "c": [2.0]}).to_arrow(), path)
+    assert read_table(path, ["b"], only_required=True).column_names == ["b"]
+    assert read_table(path, ["b"]).column_names == ["a", "b", "c"]
+    with pytest.raises(InputError, match=r"t\.parquet: missing column\(s\) \['d'\]"):
+        read_table(path, ["b", "d"], only_required=True)
+    (tmp_path / "bad.parquet").write_bytes(b"no")
+    with pytest.raises(InputError, match=r"bad\.parquet: cannot read as Parquet"):
+        read_table(tmp_path / "bad.parquet", ["b"], only_required=True)
 
 
 @pytest.mark.parametrize("shard", ["not parquet", "nan", "other width"])
