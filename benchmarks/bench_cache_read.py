@@ -3,12 +3,13 @@ the shards that hold a wanted text.
 
 A synthetic cache in benchmarks/out/cache_read/ (git-ignored) shaped like helm_mmlu's at
 `--scale` times its size: 13,937 x scale random unit vectors of 384 floats in shards of 512,
-texts spread over the shards in random order as embed_all_texts writes them. Timed, best of
+and a dataset's texts drawn at random from all of them, as embed_all_texts' shuffled batches
+spread them. Timed, best of
 `--repeats`, against the previous implementation (baseline, in the same run: every shard's
 hashes and vectors read, then filtered), for two lookups:
 
 - a new task's 30 prompts, in no shard (embed_new_task);
-- one dataset's texts, 1/57 of them, spread over every shard (embed_dataset).
+- one dataset's texts, 1/57 of them, spread over (nearly) every shard (embed_dataset).
 
 Both implementations must find the same vectors.
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -98,19 +100,24 @@ def column_matrix(table: pa.Table, name: str) -> np.ndarray:
     return values.reshape(len(column), width)
 
 
-def read_table(path: str | Path, required: list[str] | None = None,
-               only_required: bool = False) -> pa.Table:
-    """Read a Parquet file, failing with the file's name when it is unreadable or lacks columns.
-
-    only_required: read the `required` columns alone (Parquet stores columns apart, so the
-    others are never read from disk).
-    """
+@contextmanager
+def parquet_file(path: str | Path, required: list[str] | None = None
+                 ) -> Iterator[pq.ParquetFile]:
+    """An open Parquet file, to read some of its columns (Parquet stores columns apart: the
+    others are never read from disk). Fails with the file's name when it is unreadable, when
+    a read inside the block fails, or when it lacks a `required` column."""
     try:
         with pq.ParquetFile(path) as parquet:
             names = parquet.schema_arrow.names
             missing = [c for c in (required or []) if c not in names]
             if missing:
                 raise InputError(f"{path}: missing column(s) {missing}; has {names}")
-            return parquet.read(columns=list(required or []) if only_required else None)
+            yield parquet
     except (OSError, pa.ArrowInvalid) as error:
         raise InputError(f"{path}: cannot read as Parquet ({error})") from error
+
+
+def read_table(path: str | Path, required: list[str] | None = None) -> pa.Table:
+    """Read a Parquet file, failing with the file's name when it is unreadable or lacks columns."""
+    with parquet_file(path, required) as parquet:
+        return parquet.read()

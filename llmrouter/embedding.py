@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 import polars as pl
 
-from llmrouter.artifacts import InputError, column_matrix, matrix_column, read_table, write_table
+from llmrouter.artifacts import InputError, column_matrix, matrix_column, parquet_file, write_table
 
 if TYPE_CHECKING:  # imported lazily at run time: torch takes seconds to load
     from sentence_transformers import SentenceTransformer
@@ -232,14 +232,14 @@ def read_cache(cache_dir: Path, hashes: list[str]) -> dict[str, np.ndarray]:
     first: tuple[Path, int] | None = None  # the first shard read, and its vectors' width
     for shard in shards:
         try:
-            # The hashes first: the vectors of a shard holding none of the texts (every
-            # benchmark shard, for a new task's prompts) are never read.
-            frame = pl.from_arrow(read_table(shard, ["text_hash"], only_required=True))
-            keep = frame["text_hash"].is_in(wanted.implode()).to_numpy()
-            vectors = None
-            if keep.any():
-                table = read_table(shard, ["vector"], only_required=True)
-                vectors = column_matrix(table, "vector")[keep]
+            with parquet_file(shard, ["text_hash", "vector"]) as parquet:
+                # The hashes first: the vectors of a shard holding none of the texts (every
+                # benchmark shard, for a new task's prompts) are never read.
+                frame = pl.from_arrow(parquet.read(columns=["text_hash"]))
+                keep = frame["text_hash"].is_in(wanted.implode()).to_numpy()
+                vectors = None
+                if keep.any():
+                    vectors = column_matrix(parquet.read(columns=["vector"]), "vector")[keep]
         except InputError as error:
             raise InputError(f"{error}; it is an embedding cache shard: delete it and rerun, "
                              "its texts are embedded again") from error
@@ -284,7 +284,7 @@ def padded_length(n_tokens: int, max_seq_length: int, pad_to: int = PAD_TO) -> i
 
 def token_counts(model: SentenceTransformer, texts: list[str],
                  tokenise_chunk: int = TOKENISE_CHUNK,
-                 on_chunk: Callable[[int], object] | None = None) -> list[int]:
+                 on_tokenised: Callable[[int], object] | None = None) -> list[int]:
     """Each text's number of tokens (special tokens included), capped at the model's
     max_seq_length + 1: a count above max_seq_length means the model sees the text cut there.
 
@@ -293,9 +293,9 @@ def token_counts(model: SentenceTransformer, texts: list[str],
     above the model for helm_mmlu x5, about 23 KB per text; benchmarks/bench_tokenise.py) for
     counts that take a few bytes each.
 
-    on_chunk: called with each chunk's size once it is tokenised, for a progress bar: at
-    bench_tokenise's rate (about 5,000 texts/s) the x100 scale's 1.4M texts take minutes
-    before the first vector.
+    on_tokenised: called with the number of texts of each call once tokenised, for a progress
+    bar: at bench_tokenise's rate (about 5,000 texts/s) the x100 scale's 1.4M texts take
+    minutes before the first vector.
     """
     if tokenise_chunk < 1:
         raise ValueError(f"tokenise_chunk {tokenise_chunk}: must be at least 1")
@@ -305,18 +305,18 @@ def token_counts(model: SentenceTransformer, texts: list[str],
                               max_length=model.max_seq_length + 1,
                               return_attention_mask=False, return_token_type_ids=False)
         counts.extend(len(i) for i in ids["input_ids"])
-        if on_chunk is not None:
-            on_chunk(len(ids["input_ids"]))
+        if on_tokenised is not None:
+            on_tokenised(len(ids["input_ids"]))
     return counts
 
 
 def padded_lengths(model: SentenceTransformer, texts: list[str],
                    tokenise_chunk: int = TOKENISE_CHUNK,
-                   on_chunk: Callable[[int], object] | None = None) -> list[int]:
+                   on_tokenised: Callable[[int], object] | None = None) -> list[int]:
     """`padded_length` of each text's tokens as the model sees them (special tokens included,
     truncated to the model's max_seq_length); arguments as `token_counts`'."""
     return [padded_length(n, model.max_seq_length)
-            for n in token_counts(model, texts, tokenise_chunk, on_chunk)]
+            for n in token_counts(model, texts, tokenise_chunk, on_tokenised)]
 
 
 def encode_batch(model: SentenceTransformer, texts: list[str], batch_size: int,
@@ -340,7 +340,8 @@ def embed_batches(model: SentenceTransformer, texts: list[str], hashes: list[str
     """(indices, unit-norm float32 vectors) of each padded length batch of `texts`.
 
     The batches come in a seeded shuffled order: short and long ones mixed, so a progress
-    bar's rate and time left hold from the start (the order changes no vector).
+    bar's rate and time left hold from the start (the order changes no vector). lengths:
+    `padded_lengths(model, texts)` when the caller has them, in the order of `texts`.
     """
     lengths = padded_lengths(model, texts) if lengths is None else lengths
     batches = length_batches(lengths, hashes, batch_size)
@@ -405,7 +406,7 @@ def embed_texts(
         stream = progress_to or sys.stderr
         with tqdm(total=len(todo), desc="tokenising", unit="text", disable=not progress,
                   mininterval=5, file=stream) as bar:
-            counts = token_counts(model, todo_texts, on_chunk=bar.update)
+            counts = token_counts(model, todo_texts, on_tokenised=bar.update)
         lengths = [padded_length(n, model.max_seq_length) for n in counts]
         cut = sum(n > model.max_seq_length for n in counts)
         with tqdm(total=len(todo), desc="embedding", unit="text", disable=not progress,

@@ -8,10 +8,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import polars as pl
+import pyarrow.parquet as pq
 import pytest
 
 from llmrouter import embedding
-from llmrouter.artifacts import InputError, matrix_column, read_table, write_table
+from llmrouter.artifacts import (InputError, matrix_column, parquet_file, read_table,
+                                 write_table)
 from llmrouter.embedding import (EmbeddingSettings, cache_root, embed_texts, read_cache,
                                  text_hash, write_shard)
 
@@ -207,7 +209,7 @@ def test_lengths_are_tokenised_a_chunk_at_a_time_and_equal_one_call_on_all():
     assert embedding.token_counts(counting, texts, 5) == [
         min(n, model.max_seq_length + 1) for n in full]
     seen: list[int] = []  # what a progress bar is told
-    embedding.padded_lengths(counting, texts, 5, on_chunk=seen.append)
+    embedding.padded_lengths(counting, texts, 5, on_tokenised=seen.append)
     assert seen == [5, 5, 5, 5, 4]
     assert expected[-1] == model.max_seq_length
     with pytest.raises(ValueError, match="tokenise_chunk 0"):
@@ -273,32 +275,39 @@ def test_the_vectors_of_a_shard_without_the_texts_are_never_read(tmp_path, monke
     for i in range(3):
         write_shard(folder, [text_hash(f"t{i}a"), text_hash(f"t{i}b")],
                     np.eye(4, dtype=np.float32)[2 * (i % 2):2 * (i % 2) + 2])
-    reads: list[tuple[str, tuple[str, ...]]] = []
-    real_read = embedding.read_table
+    reads: list[tuple[str, ...]] = []
+    real_read = pq.ParquetFile.read
 
-    def spying_read(path, required=None, only_required=False):
-        table = real_read(path, required, only_required)
-        reads.append((Path(path).name, tuple(table.column_names)))
+    def spying_read(self, columns=None, **kwargs):
+        table = real_read(self, columns=columns, **kwargs)
+        reads.append(tuple(table.column_names))
         return table
 
-    monkeypatch.setattr(embedding, "read_table", spying_read)
+    monkeypatch.setattr(pq.ParquetFile, "read", spying_read)
     found = read_cache(folder, [text_hash("t1b"), text_hash("new")])
     np.testing.assert_array_equal(found[text_hash("t1b")], np.eye(4, dtype=np.float32)[3])
     assert len(found) == 1
-    with_vectors = [name for name, columns in reads if "vector" in columns]
-    assert len(reads) == 4 and len(with_vectors) == 1  # 3 hash columns, 1 vector column
+    assert sorted(reads) == [("text_hash",)] * 3 + [("vector",)]
 
 
-def test_read_table_reads_the_required_columns_alone_when_asked(tmp_path):
+def test_a_parquet_file_reads_a_column_at_a_time_and_names_itself_when_it_fails(tmp_path):
     path = tmp_path / "t.parquet"
     write_table(pl.DataFrame({"a": [1], "b": ["x"], "c": [2.0]}).to_arrow(), path)
-    assert read_table(path, ["b"], only_required=True).column_names == ["b"]
+    with parquet_file(path, ["b", "c"]) as parquet:
+        assert parquet.read(columns=["b"]).column_names == ["b"]
     assert read_table(path, ["b"]).column_names == ["a", "b", "c"]
     with pytest.raises(InputError, match=r"t\.parquet: missing column\(s\) \['d'\]"):
-        read_table(path, ["b", "d"], only_required=True)
+        with parquet_file(path, ["b", "d"]):
+            pass
+    damaged = bytearray(path.read_bytes())
+    damaged[4:40] = b"\xff" * 36  # the first column's pages; the footer is intact
+    path.write_bytes(bytes(damaged))
+    with pytest.raises(InputError, match=r"t\.parquet: cannot read as Parquet"):
+        with parquet_file(path, ["a"]) as parquet:
+            parquet.read(columns=["a"])  # a read inside the block fails
     (tmp_path / "bad.parquet").write_bytes(b"no")
     with pytest.raises(InputError, match=r"bad\.parquet: cannot read as Parquet"):
-        read_table(tmp_path / "bad.parquet", ["b"], only_required=True)
+        read_table(tmp_path / "bad.parquet", ["b"])
 
 
 @pytest.mark.parametrize("shard", ["not parquet", "nan", "other width"])
