@@ -95,6 +95,51 @@ def _native_crashes_to(handle: TextIO) -> Iterator[None]:
         faulthandler.disable()
 
 
+# The streams to the terminal of the run_logged calls in progress, innermost last.
+_TERMINALS: list[TextIO] = []
+
+
+def terminal() -> TextIO:
+    """Where a job writes what the user should see (progress bars, summary lines): the
+    terminal Snakemake runs in, or the SLURM job's output. Inside run_logged, sys.stderr and
+    file descriptor 2 are the job's log, so sys.__stderr__ is too."""
+    return _TERMINALS[-1] if _TERMINALS else sys.__stderr__
+
+
+def _fileno(stream: TextIO) -> int | None:
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):  # pytest's capsys, a closed stream
+        return None
+
+
+@contextmanager
+def _native_stderr_to(handle: TextIO, previous: TextIO) -> Iterator[TextIO]:
+    """Point file descriptor 2 at `handle` while inside, and yield the stream that reaches
+    the terminal: `previous`, or where `previous` wrote to descriptor 2, a new stream on a copy
+    of it. Moving sys.stderr alone leaves out what native code writes there (torch's C++
+    warnings, the Rust tokenizers', OpenMP's, a C library's abort message), which would reach
+    the terminal, away from the rest of the job's log, or on SLURM another file."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 (closed by whoever started us): nothing to move
+        yield previous
+        return
+    previous.flush()
+    os.dup2(handle.fileno(), 2)
+    try:
+        if _fileno(previous) == 2:
+            with os.fdopen(os.dup(saved), "w", buffering=1, encoding=previous.encoding,
+                           errors="backslashreplace") as to_terminal:
+                yield to_terminal
+        else:
+            yield previous
+    finally:
+        handle.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class Terminated(BaseException):
     """SIGTERM (scancel, a SLURM time limit), raised so that every `finally` runs: Python's
     default SIGTERM exits at once and leaves the atomic writers' temporary files behind."""
@@ -120,7 +165,8 @@ def _sigterm_raises() -> Iterator[None]:
 
 
 def run_logged(log_path: str, main: Callable[[], None]) -> None:
-    """Run `main` with stderr and logging sent to `log_path`, then restore both.
+    """Run `main` with stderr (sys.stderr and file descriptor 2) and logging sent to
+    `log_path`, then restore them. `terminal()` reaches the terminal meanwhile.
 
     An InputError is written to the log and to the terminal (the stderr from before the
     call) as one clear line, and the job exits with status 1 (Snakemake then removes its
@@ -128,16 +174,17 @@ def run_logged(log_path: str, main: Callable[[], None]) -> None:
     job with status 130 and one line, without a traceback; SIGTERM with status 143, after
     the writers have removed their temporary files.
     """
-    terminal = sys.stderr
-    # Line-buffered: a crash in native code writes its traceback straight to the file, and the
-    # lines logged before it must be there first.
-    with (open(log_path, "w", buffering=1) as handle, _output_to(handle),
+    # Line-buffered: native code (a crash's traceback too) writes straight to the file, and
+    # the lines logged before it must be there first.
+    with (open(log_path, "w", buffering=1) as handle,
+          _native_stderr_to(handle, sys.stderr) as terminal, _output_to(handle),
           _native_crashes_to(handle)):
         root = logging.getLogger()
         # Added after _output_to has set the log's handler, removed before it restores the
         # previous ones.
         to_terminal = _TerminalHandler(terminal, log_path)
         root.addHandler(to_terminal)
+        _TERMINALS.append(terminal)
         logging.info("%s", thread_pools())
         try:
             with _sigterm_raises():
@@ -161,4 +208,5 @@ def run_logged(log_path: str, main: Callable[[], None]) -> None:
             logging.exception("job failed")
             raise
         finally:
+            _TERMINALS.pop()
             root.removeHandler(to_terminal)

@@ -179,3 +179,38 @@ def test_a_crash_handler_already_on_is_left_alone(tmp_path):
     assert done.returncode == -signal.SIGSEGV
     assert "Fatal Python error: Segmentation fault" in own.read_text()
     assert "Fatal Python error" not in done.stderr + log.read_text()
+
+
+NATIVE_WRITER_JOB = """
+import os, sys
+from llmrouter.artifacts import InputError
+from llmrouter.logs import run_logged, terminal
+
+def main():
+    os.write(2, b"native warning\\n")  # what torch's C++ or the Rust tokenizers write
+    print("progress bar", file=terminal(), flush=True)
+    if sys.argv[2] == "fail":
+        raise InputError("config x.y: wrong")
+
+run_logged(sys.argv[1], main)
+os.write(2, b"after the job\\n")
+"""
+
+
+@pytest.mark.parametrize("outcome", ["ok", "fail"])
+def test_native_writes_to_stderr_go_to_the_log_and_progress_to_the_terminal(tmp_path, outcome):
+    # Only sys.stderr used to be moved: what native code wrote to file descriptor 2 reached the
+    # terminal (on SLURM, another file), away from the job's log.
+    log = tmp_path / "job.log"
+    done = subprocess.run([sys.executable, "-c", NATIVE_WRITER_JOB, str(log), outcome],
+                          capture_output=True, text=True, timeout=60)
+    text = log.read_text()
+    assert "native warning" in text and "progress bar" not in text
+    assert "native warning" not in done.stderr
+    if outcome == "ok":
+        assert done.returncode == 0
+        assert done.stderr == "progress bar\nafter the job\n"
+    else:
+        assert done.returncode == 1
+        assert done.stderr == f"progress bar\nERROR: config x.y: wrong (log: {log})\n"
+        assert "ERROR config x.y: wrong" in text

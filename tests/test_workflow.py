@@ -46,9 +46,14 @@ def slice_table(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, slice_table) -> Path:
-    """One unbroken run of the slice; returns its results folder."""
+    """One unbroken run of the slice; returns its results folder. What Snakemake's terminal
+    showed is kept beside it, in terminal.txt. Its own embedding cache, empty at the start:
+    the run embeds (and test_two_runs_give_identical_outputs compares it with a run that finds
+    the texts cached)."""
     work = tmp_path_factory.mktemp("run")
-    run_workflow(write_config(work, slice_table))
+    done = run_workflow(write_config(work, slice_table,
+                                     embedding={"cache_dir": str(work / "embedding_cache")}))
+    (work / "terminal.txt").write_text(done.stderr)
     return work / "results"
 
 
@@ -93,6 +98,17 @@ def test_each_job_sizes_its_thread_pools_to_its_rule_threads(finished_run):
                    f"{threads}" in log.read_text(), log
     # threads: 8, scaled down to the run's --cores 2
     assert "thread pools: polars 2, tokenizers 2" in (logs / "embed_all_texts.log").read_text()
+
+
+def test_progress_reaches_the_terminal_not_the_log(finished_run):
+    """A job's sys.stderr and file descriptor 2 are its log (llmrouter.logs.run_logged); the
+    embedding's progress bar and summary line must still reach the terminal."""
+    terminal = (finished_run.parent / "terminal.txt").read_text()
+    log = (finished_run / "logs" / "embed_all_texts.log").read_text()
+    assert re.search(r"embedding: 100%.*\| \d+/\d+ ", terminal)
+    summary = re.search(r"embedding: \d+ texts in [\d.]+ s \(\d+ texts/s, .*\)", terminal)
+    assert summary and summary.group(0) in log
+    assert "embedding: 100%" not in log
 
 
 def test_two_runs_give_identical_outputs(tmp_path, slice_table, finished_run):

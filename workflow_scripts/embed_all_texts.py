@@ -18,7 +18,7 @@ import polars as pl
 from llmrouter.artifacts import read_table, write_table
 from llmrouter.embedding import (INDEX_TEXT_COLUMNS, EmbeddingSettings, cache_root, embed_texts,
                                  embedding_index, index_texts)
-from llmrouter.logs import run_logged
+from llmrouter.logs import run_logged, terminal
 
 
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
     settings = EmbeddingSettings(**snakemake.params.embedding)  # noqa: F821
     embed_texts(texts["text"].unique(maintain_order=True).to_list(), settings,
                 cache_root(snakemake.config), threads=snakemake.threads,  # noqa: F821
-                progress_to=sys.__stderr__)
+                progress_to=terminal())
     write_table(embedding_index(texts, settings), snakemake.output[0])  # noqa: F821
 
 

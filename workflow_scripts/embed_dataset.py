@@ -14,7 +14,7 @@ import polars as pl
 
 from llmrouter.artifacts import read_table
 from llmrouter.embedding import cache_root, embed_texts, settings_of_index
-from llmrouter.logs import run_logged
+from llmrouter.logs import run_logged, terminal
 from llmrouter.store import write_embeddings
 
 
@@ -28,7 +28,7 @@ def main() -> None:
         settings_of_index(snakemake.params.embedding, recorded, index),  # noqa: F821
         cache_root(snakemake.config),  # noqa: F821
         threads=snakemake.threads,  # noqa: F821
-        progress_to=sys.__stderr__,
+        progress_to=terminal(),
     )
     write_embeddings(instances["instance_id"].to_list(), vectors, snakemake.output[0])  # noqa: F821
 

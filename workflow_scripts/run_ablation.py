@@ -13,7 +13,7 @@ bind_threads(snakemake.threads)  # noqa: F821  (before anything imports polars)
 
 from llmrouter import ablation, knn
 from llmrouter.artifacts import write_table, write_text
-from llmrouter.logs import run_logged
+from llmrouter.logs import run_logged, terminal
 from llmrouter.routing import RoutingParams
 from llmrouter.store import pool_embeddings, read_neighbours, read_ot_matrix, read_pool
 
@@ -36,7 +36,7 @@ def main() -> None:
     summary = (f"ablation: {len(variants)} variants on {len(pool.datasets)} tasks in "
                f"{time.perf_counter() - start:.1f} s")
     logging.info("%s", summary)
-    print(summary, file=sys.__stderr__, flush=True)  # the terminal, as the embedding's summary
+    print(summary, file=terminal(), flush=True)  # as the embedding's summary
     notes = ablation.ablation_notes(len(pool.datasets), len(pool.models), opts["repeats"])
     write_table(table, snakemake.output.table)  # noqa: F821
     write_table(scores, snakemake.output.scores)  # noqa: F821
