@@ -15,7 +15,6 @@ batch holds only texts of that padded length, and the batch is topped up to exac
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
 import random
@@ -32,6 +31,7 @@ import numpy as np
 import polars as pl
 
 from llmrouter.artifacts import InputError, column_matrix, matrix_column, parquet_file, write_table
+from llmrouter.weights import model_weights
 
 if TYPE_CHECKING:  # imported lazily at run time: torch takes seconds to load
     from sentence_transformers import SentenceTransformer
@@ -85,19 +85,16 @@ class EmbeddingSettings:
     batch_size: int = 8
     max_seq_length: int = 256
     precision: str = "float32"
-    # model_weights(model), taken here when not given; the workflow passes the one it planned
-    # with (weights_params), which must still hold when the job runs.
+    # Fingerprint of a model in a local folder (llmrouter.weights), taken here when not
+    # given. The workflow gives the one it planned with (weights_params): a job reading the
+    # cache alone then reads no weights, and one loading the model checks it (load_model).
     weights: str | None = None
 
     def __post_init__(self) -> None:
         # "auto" is resolved here, so the cache key names the precision actually run
         object.__setattr__(self, "precision", resolve_precision(self.precision))
-        now = model_weights(self.model)
-        if self.weights is not None and self.weights != now:
-            raise InputError(f"embedding.model {self.model!r}: its files changed after the "
-                             f"workflow was planned (fingerprint {self.weights}, now {now}); "
-                             "run snakemake again")
-        object.__setattr__(self, "weights", now)
+        if self.weights is None:
+            object.__setattr__(self, "weights", model_weights(self.model, PACKAGED_MODELS))
 
     def key(self) -> str:
         """Folder name of this setting's cache: vectors differ when any field differs (the
@@ -108,47 +105,27 @@ class EmbeddingSettings:
                 f"-pad{PAD_TO}-batch{self.batch_size}")
 
 
-def model_weights(model: str) -> str | None:
-    """Fingerprint (12 hex digits of a SHA-256) of the files of a model given as a local
-    folder, hidden files aside; None for any other name.
-
-    A folder's name says nothing of what is in it: without this, a checkpoint retrained in
-    place would be served the vectors of the old one from the cache. The packaged model's files
-    are fixed by its package, and a hub name's by the hub (to pin one, download it to a folder
-    and name the folder), so neither is read: a job that finds every text cached loads no model
-    and reads no weights.
-    """
-    folder = Path(model).expanduser()
-    if model in PACKAGED_MODELS or not folder.is_dir():
-        return None
-    files = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*")
-                   if path.is_file()
-                   and not any(part.startswith(".") for part in path.relative_to(folder).parts))
-    stats = tuple((name, (folder / name).stat().st_size, (folder / name).stat().st_mtime_ns)
-                  for name in files)
-    return _files_digest(str(folder.resolve()), stats)
-
-
-@functools.cache
-def _files_digest(folder: str, stats: tuple[tuple[str, int, int], ...]) -> str:
-    """model_weights' digest of the files named in `stats`, read once per process for as long
-    as no file's size or time of change moves (a job builds its settings more than once)."""
-    digest = hashlib.sha256()
-    for name, _, _ in stats:
-        digest.update(name.encode() + b"\0")
-        with open(Path(folder) / name, "rb") as handle:
-            digest.update(hashlib.file_digest(handle, "sha256").digest())
-    return digest.hexdigest()[:12]
-
-
-def weights_params(configured: Mapping[str, Any]) -> dict[str, Any]:
+def weights_params(configured: Mapping[str, Any], memo_dir: str | Path | None = None
+                   ) -> dict[str, Any]:
     """The config's embedding settings as the workflow passes them to its embedding jobs:
     without cache_dir (jobs read it from the config: cache_root), with `weights` for a model in
-    a local folder, so that Snakemake's params trigger reruns the embedding when the files of
-    the model change. The packaged model's settings are the config's alone."""
+    a local folder, so that Snakemake's params trigger reruns the embedding when any of the
+    model's files (hidden ones aside) changes. For a hub name or the packaged model, the
+    config's settings alone. memo_dir: where fingerprints are kept (llmrouter.weights)."""
     settings = {key: value for key, value in configured.items() if key != "cache_dir"}
-    weights = model_weights(str(settings.get("model", DEFAULT_MODEL)))
+    weights = model_weights(str(settings.get("model", DEFAULT_MODEL)), PACKAGED_MODELS,
+                            memo_dir)
     return settings if weights is None else {**settings, "weights": weights}
+
+
+def check_weights(settings: EmbeddingSettings, memo_dir: str | Path | None = None) -> None:
+    """Stop when the files of a local model no longer give the fingerprint its settings name:
+    the vectors would be filed in the cache under another model's key."""
+    now = model_weights(settings.model, PACKAGED_MODELS, memo_dir)
+    if now != settings.weights:
+        raise InputError(f"embedding.model {settings.model!r}: its files changed after the "
+                         f"run was planned (fingerprint {settings.weights}, now {now}); "
+                         "run it again")
 
 
 def model_slug(model: str, keep: int = 60) -> str:
@@ -444,6 +421,9 @@ def embed_texts(
              len(texts), len(set(hashes)), len(set(hashes)) - len(todo), len(todo), settings.key())
     if todo:
         model = load_model(settings, threads)
+        # After loading, so the weights loaded are those the key names (a trainer may still
+        # be writing the folder); the memo beside the cache spares reading them twice.
+        check_weights(settings, cache_root)
         todo_hashes, todo_texts = list(todo), list(todo.values())
         start = time.perf_counter()
         chunk_hashes: list[str] = []

@@ -106,10 +106,12 @@ def terminal() -> TextIO:
     return _TERMINALS[-1] if _TERMINALS else sys.__stderr__
 
 
-def _fileno(stream: TextIO) -> int | None:
+def _fileno(stream: TextIO | None) -> int | None:
+    """The file descriptor under `stream`, or None where it has none (pytest's capsys, a
+    closed stream, no stream at all)."""
     try:
-        return stream.fileno()
-    except (AttributeError, OSError, ValueError):  # pytest's capsys, a closed stream
+        return stream.fileno() if stream is not None else None
+    except (AttributeError, OSError, ValueError):
         return None
 
 
@@ -119,15 +121,18 @@ def _native_stderr_to(handle: TextIO, previous: TextIO) -> Iterator[TextIO]:
     the terminal: `previous`, or where `previous` wrote to descriptor 2, a new stream on a copy
     of it. Moving sys.stderr alone leaves out what native code writes there (torch's C++
     warnings, the Rust tokenizers', OpenMP's, a C library's abort message), which would reach
-    the terminal, away from the rest of the job's log, or on SLURM another file."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no descriptor 2 (closed by whoever started us): nothing to move
+    the terminal, away from the rest of the job's log, or on SLURM another file.
+
+    Nothing is moved when the process started without a stderr (sys.stderr None): the log
+    may then be descriptor 2 itself.
+    """
+    if previous is None or _fileno(handle) == 2:
         yield previous
         return
-    previous.flush()
-    os.dup2(handle.fileno(), 2)
+    saved = os.dup(2)
     try:
+        previous.flush()
+        os.dup2(handle.fileno(), 2)
         if _fileno(previous) == 2:
             with os.fdopen(os.dup(saved), "w", buffering=1, encoding=previous.encoding,
                            errors="backslashreplace") as to_terminal:
@@ -183,10 +188,10 @@ def run_logged(log_path: str, main: Callable[[], None]) -> None:
         # Added after _output_to has set the log's handler, removed before it restores the
         # previous ones.
         to_terminal = _TerminalHandler(terminal, log_path)
-        root.addHandler(to_terminal)
-        _TERMINALS.append(terminal)
-        logging.info("%s", thread_pools())
         try:
+            root.addHandler(to_terminal)
+            _TERMINALS.append(terminal)
+            logging.info("%s", thread_pools())
             with _sigterm_raises():
                 main()
         except InputError as error:
@@ -208,5 +213,6 @@ def run_logged(log_path: str, main: Callable[[], None]) -> None:
             logging.exception("job failed")
             raise
         finally:
-            _TERMINALS.pop()
+            if _TERMINALS and _TERMINALS[-1] is terminal:
+                _TERMINALS.pop()
             root.removeHandler(to_terminal)

