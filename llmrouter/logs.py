@@ -30,7 +30,7 @@ def warn(message: str) -> None:
 class _TerminalHandler(logging.Handler):
     """Prints `warn`'s records to `terminal` as one line, shaped like run_logged's errors."""
 
-    def __init__(self, terminal: TextIO, log_path: str) -> None:
+    def __init__(self, terminal: TextIO | None, log_path: str) -> None:
         super().__init__(logging.WARNING)
         self.terminal, self.log_path = terminal, log_path
 
@@ -96,13 +96,14 @@ def _native_crashes_to(handle: TextIO) -> Iterator[None]:
 
 
 # The streams to the terminal of the run_logged calls in progress, innermost last.
-_TERMINALS: list[TextIO] = []
+_TERMINALS: list[TextIO | None] = []
 
 
-def terminal() -> TextIO:
+def terminal() -> TextIO | None:
     """Where a job writes what the user should see (progress bars, summary lines): the
     terminal Snakemake runs in, or the SLURM job's output. Inside run_logged, sys.stderr and
-    file descriptor 2 are the job's log, so sys.__stderr__ is too."""
+    file descriptor 2 are the job's log, so sys.__stderr__ is too. None in a process started
+    without a stderr (print then writes to stdout, embed_texts to the log)."""
     return _TERMINALS[-1] if _TERMINALS else sys.__stderr__
 
 
@@ -116,7 +117,7 @@ def _fileno(stream: TextIO | None) -> int | None:
 
 
 @contextmanager
-def _native_stderr_to(handle: TextIO, previous: TextIO) -> Iterator[TextIO]:
+def _native_stderr_to(handle: TextIO, previous: TextIO | None) -> Iterator[TextIO | None]:
     """Point file descriptor 2 at `handle` while inside, and yield the stream that reaches
     the terminal: `previous`, or where `previous` wrote to descriptor 2, a new stream on a copy
     of it. Moving sys.stderr alone leaves out what native code writes there (torch's C++
@@ -124,7 +125,8 @@ def _native_stderr_to(handle: TextIO, previous: TextIO) -> Iterator[TextIO]:
     the terminal, away from the rest of the job's log, or on SLURM another file.
 
     Nothing is moved when the process started without a stderr (sys.stderr None): the log
-    may then be descriptor 2 itself.
+    may then be descriptor 2 itself. (Where descriptor 2 was closed later, sys.stderr still
+    names it and writes to the log: a terminal that is gone.)
     """
     if previous is None or _fileno(handle) == 2:
         yield previous
@@ -140,9 +142,11 @@ def _native_stderr_to(handle: TextIO, previous: TextIO) -> Iterator[TextIO]:
         else:
             yield previous
     finally:
-        handle.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        try:
+            handle.flush()  # a full disk raises here: descriptor 2 is put back all the same
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 class Terminated(BaseException):

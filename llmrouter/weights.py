@@ -5,9 +5,11 @@ in place would be served the old checkpoint's vectors from the cache. The finger
 SHA-256 of the folder's files (their relative paths and contents, hidden files aside). Reading
 gigabytes of weights at every start would cost seconds per job (on SLURM each job parses the
 Snakefile again), so a digest is kept beside the cache under the files' stat (size, times of
-modification and change, inode) and read again only when one moves. The change time cannot be
-set back (touch -r, cp -p and rsync -t set the modification time alone), so new contents always
-give another stat.
+modification and change, inode) and read again only when one moves (a chmod or a hard link moves
+the change time too). The change time cannot be set back (touch -r, cp -p and rsync -t set the
+modification time alone), so new contents give another stat, except within one tick of the
+file system's clock (a few ms on Linux before 6.13, seconds on some network file systems): as
+git does with its index, a digest is never kept while a file changed less than RACY_SECONDS ago.
 
 The packaged model's files are fixed by its package, and a hub name's by the hub (to pin one,
 download it to a folder and name the folder): neither is read.
@@ -19,6 +21,8 @@ import functools
 import hashlib
 import json
 import os
+import re
+import time
 from pathlib import Path
 
 from llmrouter.artifacts import InputError, write_text
@@ -27,6 +31,8 @@ from llmrouter.artifacts import InputError, write_text
 FileStat = tuple[str, int, int, int, int]
 DIGITS = 12
 MEMO_FOLDER = "model_fingerprints"
+# A file changed this recently may change again without its stat moving: its digest is not kept.
+RACY_SECONDS = 3.0
 
 
 def model_folder(model: str, packaged: frozenset[str] | set[str] = frozenset()) -> Path | None:
@@ -42,7 +48,11 @@ def model_files(folder: Path) -> tuple[FileStat, ...]:
     files), each real folder once, so a link back up cannot loop."""
     found: list[FileStat] = []
     seen: set[tuple[int, int]] = set()
-    for root, dirs, files in os.walk(folder, followlinks=True):
+
+    def unreadable(error: OSError) -> None:
+        raise error  # os.walk would leave the folder out, and its files with it
+
+    for root, dirs, files in os.walk(folder, followlinks=True, onerror=unreadable):
         real = os.stat(root)
         if (real.st_dev, real.st_ino) in seen:
             dirs[:] = []
@@ -59,17 +69,26 @@ def model_files(folder: Path) -> tuple[FileStat, ...]:
     return tuple(sorted(found))
 
 
-@functools.cache
+def is_racy(files: tuple[FileStat, ...], now_ns: int) -> bool:
+    """Whether any of `files` changed less than RACY_SECONDS before `now_ns` (or after it,
+    by another machine's clock): its stat may not move when it changes again."""
+    limit = now_ns - int(RACY_SECONDS * 1e9)
+    return any(max(mtime, ctime) >= limit for _, _, mtime, ctime, _ in files)
+
+
 def files_digest(folder: str, files: tuple[FileStat, ...]) -> str:
     """Fingerprint of the `files` (model_files) of `folder`: DIGITS hex digits of a SHA-256
-    over each one's relative path and the SHA-256 of its contents. Cached in the process for
-    as long as the stats are the same."""
+    over each one's relative path and the SHA-256 of its contents."""
     digest = hashlib.sha256()
     for name, *_ in files:
         digest.update(name.encode() + b"\0")
         with open(Path(folder) / name, "rb") as handle:
             digest.update(hashlib.file_digest(handle, "sha256").digest())
     return digest.hexdigest()[:DIGITS]
+
+
+# The same within a process, for as long as the stats are the same (not racy: see is_racy).
+_kept_digest = functools.cache(files_digest)
 
 
 def memo_path(memo_dir: str | Path, folder: Path) -> Path:
@@ -83,22 +102,21 @@ def model_weights(model: str, packaged: frozenset[str] | set[str] = frozenset(),
     """Fingerprint of the files of a model given as a local folder; None for any other name.
 
     memo_dir: a folder (the embedding cache's) that keeps each fingerprint with the stats it
-    was taken from, for the next process. Raises InputError when the files cannot be read.
+    was taken from, for the next process; used only once it exists, so a dry run creates
+    nothing. Raises InputError when the model's files cannot be read.
     """
     folder = model_folder(model, packaged)
     if folder is None:
         return None
     try:
         files = model_files(folder)
-        memo = memo_path(memo_dir, folder) if memo_dir is not None else None
-        if memo is not None and memo.is_file():
-            try:
-                kept = json.loads(memo.read_text())
-                if [tuple(entry) for entry in kept["files"]] == list(files):
-                    return str(kept["weights"])
-            except (ValueError, KeyError, TypeError):
-                pass  # a memo from elsewhere or cut short: taken again below
-        weights = files_digest(str(folder), files)
+        racy = is_racy(files, time.time_ns())
+        memo = (memo_path(memo_dir, folder)
+                if memo_dir is not None and Path(memo_dir).is_dir() and not racy else None)
+        kept = read_memo(memo, files) if memo is not None else None
+        if kept is not None:
+            return kept
+        weights = files_digest(str(folder), files) if racy else _kept_digest(str(folder), files)
     except OSError as error:  # a file removed or unreadable while the folder was read
         raise InputError(f"embedding.model {model!r}: cannot read the model's files "
                          f"({error})") from error
@@ -109,3 +127,17 @@ def model_weights(model: str, packaged: frozenset[str] | set[str] = frozenset(),
         except OSError:
             pass  # a read-only cache: the next process reads the files again
     return weights
+
+
+def read_memo(memo: Path, files: tuple[FileStat, ...]) -> str | None:
+    """The fingerprint kept in `memo` when it was taken from exactly these `files`' stats, else
+    None: no memo, another model's, one cut short or unreadable (a shared cache's file of
+    another user) is a miss, never an error."""
+    try:
+        kept = json.loads(memo.read_text())
+        weights = kept["weights"]
+        same = [tuple(entry) for entry in kept["files"]] == list(files)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return weights if same and isinstance(weights, str) and re.fullmatch(
+        f"[0-9a-f]{{{DIGITS}}}", weights) else None

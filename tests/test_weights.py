@@ -1,5 +1,6 @@
 """Fingerprints of local embedding models (llmrouter/weights.py)."""
 
+import json
 import os
 
 import pytest
@@ -38,9 +39,10 @@ def test_a_local_model_folder_is_named_by_its_files(tmp_path):
 
 
 def test_new_contents_with_the_old_size_and_time_give_another_fingerprint(tmp_path):
-    # cp -p, rsync -t and touch -r set a file's modification time back; its change time
-    # (and a copy's inode) still moves, which the remembered digests are keyed on.
+    # cp -p, rsync -t and touch -r set a file's modification time back; its change time still
+    # moves, and a memo is keyed on it ...
     folder = checkpoint(tmp_path)
+    (tmp_path / "memo").mkdir()
     before = weights.model_weights(str(folder), memo_dir=tmp_path / "memo")
     target = folder / "model.safetensors"
     stat = target.stat()
@@ -49,25 +51,50 @@ def test_new_contents_with_the_old_size_and_time_give_another_fingerprint(tmp_pa
     assert target.stat().st_mtime_ns == stat.st_mtime_ns
     assert weights.model_weights(str(folder)) != before
     assert weights.model_weights(str(folder), memo_dir=tmp_path / "memo") != before
+    files = weights.model_files(folder)
+    memo = tmp_path / "kept.json"
+    memo.write_text(json.dumps({"weights": "0123456789ab", "files": files}))
+    assert weights.read_memo(memo, files) == "0123456789ab"
+    for field in range(1, 5):  # size, modification, change, inode
+        moved = tuple((*f[:field], f[field] + 1, *f[field + 1:]) for f in files)
+        assert weights.read_memo(memo, moved) is None
+    # ... and within a tick of a coarse clock, where it may not move, none is kept (is_racy)
+    now = max(max(f[2], f[3]) for f in files)
+    assert weights.is_racy(files, now + int(weights.RACY_SECONDS * 1e9) - 1)
+    assert not weights.is_racy(files, now + int(weights.RACY_SECONDS * 1e9) + 1)
 
 
 def test_the_fingerprint_is_kept_for_the_next_process(tmp_path, monkeypatch):
     # On SLURM every job parses the Snakefile again: gigabytes of weights read at every start.
     folder = checkpoint(tmp_path)
     memo = tmp_path / "memo"
+    # a folder that does not exist yet is not made (a dry run creates nothing) ...
+    weights.model_weights(str(folder), memo_dir=memo)
+    assert not memo.exists()
+    memo.mkdir()
+    # ... nor is a digest kept while a file changed within RACY_SECONDS: its next change, as
+    # soon after, may leave its stat as it was
     taken = weights.model_weights(str(folder), memo_dir=memo)
+    assert not weights.memo_path(memo, folder).exists()
+    monkeypatch.setattr(weights, "RACY_SECONDS", 0.0)
+    assert weights.model_weights(str(folder), memo_dir=memo) == taken
     assert weights.memo_path(memo, folder).is_file()
-    weights.files_digest.cache_clear()  # as in a new process
+    weights._kept_digest.cache_clear()  # as in a new process
 
     def unread(*args):
         raise AssertionError("the files were read again")
 
-    monkeypatch.setattr(weights, "files_digest", unread)
+    monkeypatch.setattr(weights, "_kept_digest", unread)
     assert weights.model_weights(str(folder), memo_dir=memo) == taken
-    # a memo cut short is taken again, not trusted
-    weights.memo_path(memo, folder).write_text('{"weights": ')
-    monkeypatch.undo()
-    assert weights.model_weights(str(folder), memo_dir=memo) == taken
+    # a memo cut short, or naming no fingerprint, is taken again and rewritten, not trusted
+    for broken in ['{"weights": ', '{"weights": null, "files": []}']:
+        weights.memo_path(memo, folder).write_text(broken)
+        assert weights.read_memo(weights.memo_path(memo, folder),
+                                 weights.model_files(folder)) is None
+        monkeypatch.setattr(weights, "_kept_digest", weights.files_digest)
+        assert weights.model_weights(str(folder), memo_dir=memo) == taken
+        assert weights.read_memo(weights.memo_path(memo, folder),
+                                 weights.model_files(folder)) == taken
 
 
 def test_symlinked_folders_are_read_once_and_a_loop_ends(tmp_path):
@@ -86,12 +113,27 @@ def test_symlinked_folders_are_read_once_and_a_loop_ends(tmp_path):
 
 
 def test_an_unreadable_model_file_is_named(tmp_path, monkeypatch):
+    # A file removed between listing the folder and reading it (a trainer saving anew)
     folder = checkpoint(tmp_path)
-
-    def vanished(*args):
-        raise FileNotFoundError(2, "No such file or directory", str(folder / "model.safetensors"))
-
-    monkeypatch.setattr(weights, "files_digest", vanished)
+    listed = weights.model_files(folder)
+    (folder / "model.safetensors").unlink()
+    monkeypatch.setattr(weights, "model_files", lambda _: listed)
     with pytest.raises(InputError, match=r"embedding.model .*checkpoint': cannot read the "
                                          r"model's files .*model.safetensors"):
+        weights.model_weights(str(folder))
+
+
+def test_a_folder_that_cannot_be_listed_is_an_error_not_left_out(tmp_path, monkeypatch):
+    # os.walk leaves out, without a word, a folder it cannot list: its files were missing
+    # from the fingerprint.
+    folder = checkpoint(tmp_path)
+    real_scandir = os.scandir
+
+    def refuse(path):
+        if str(path).endswith("1_Pooling"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refuse)
+    with pytest.raises(InputError, match="cannot read the model's files .*1_Pooling"):
         weights.model_weights(str(folder))
