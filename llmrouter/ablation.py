@@ -18,6 +18,7 @@ import polars as pl
 
 from llmrouter import alpha as alpha_mod
 from llmrouter import bandwidth, evaluation, knn, scores, shift
+from llmrouter.calibration import calibration_p, select_calibration_bandwidth
 from llmrouter.pool import Pool
 from llmrouter.routing import (
     ALL_METHODS,
@@ -115,52 +116,6 @@ def all_pairs(pool: Pool, neighbours: dict[str, knn.Neighbours],
     the pairs' arrays (and the rounding of p) are the workflow's.
     """
     return pairs_table(pool, neighbours, params, smoother_heldouts(pool.datasets, "strict"))
-
-
-def calibration_p(target: np.ndarray, features: np.ndarray, acc: np.ndarray,
-                  bandwidth: float) -> np.ndarray:
-    """p(t, m) = kernel-weighted mean of acc(d, m') over every benchmark pair (d, m'), by the
-    distance between (S1, S2) of m on t and of m' on d.
-
-    target: (n_models, 2) S1, S2 of each model on t; features: (n_pairs, 2); acc: (n_pairs,).
-    Returns (n_models,). The pairs never include t (the caller's pairs are t-free).
-    """
-    sq = ((target[:, None, :] - features[None, :, :]) ** 2).sum(axis=2)
-    log_w = -sq / (2.0 * bandwidth**2)
-    w = np.exp(log_w - log_w.max(axis=1, keepdims=True))
-    return (w @ acc) / w.sum(axis=1)
-
-
-def select_calibration_bandwidth(features: np.ndarray, acc: np.ndarray, groups: np.ndarray,
-                                 grid: tuple[float, ...]) -> tuple[float, float]:
-    """(bandwidth, error) of `calibration_p` by leave-one-task-out over the pairs' tasks:
-    every pair is predicted from the pairs of the other tasks (groups: (n_pairs,) task codes).
-
-    Rows must be grouped by task. The kernel is one (n_pairs, n_pairs) float32 matrix per
-    bandwidth with each task's own block zeroed (thousands of pairs: about a second). A
-    bandwidth so narrow that some pair has no weight left counts as infinitely bad.
-    """
-    features = np.asarray(features, dtype=np.float32)
-    acc32 = np.asarray(acc, dtype=np.float32)
-    norms = (features**2).sum(axis=1)
-    # (n_pairs, n_pairs) without an (n, n, 2) intermediate.
-    sq = np.maximum(norms[:, None] + norms[None, :] - 2.0 * features @ features.T, 0.0)
-    blocks = [np.flatnonzero(groups == g) for g in np.unique(groups)]
-    if any(len(idx) != idx[-1] - idx[0] + 1 for idx in blocks):
-        raise ValueError("pairs must be grouped by task (contiguous rows per task)")
-    errors = []
-    for b in grid:
-        w = np.exp(sq * np.float32(-1.0 / (2.0 * b**2)))
-        for idx in blocks:
-            # Zeroed, not subtracted afterwards: a task's own weights can dwarf the others'.
-            w[idx[0]:idx[-1] + 1, idx[0]:idx[-1] + 1] = 0.0
-        num = w @ acc32
-        den = w.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            pred = num / den
-        bad = ~(den > 0)
-        errors.append(np.inf if bad.any() else float(np.abs(pred - acc).mean()))
-    return bandwidth.best_of_grid(grid, errors)
 
 
 def score_variant(inputs: Inputs, variant: Variant, base: RoutingParams, seed: int = 0,

@@ -205,7 +205,7 @@ def test_route_instances_takes_argmax_with_ties_to_the_better_model():
 
 
 def test_calibration_descriptor_by_hand():
-    from llmrouter import ablation
+    from llmrouter import calibration
 
     features = np.array([[0.5, 0.5], [0.9, 1.0], [0.9, 0.9]])
     acc = np.array([0.5, 0.9, 0.8])
@@ -213,16 +213,48 @@ def test_calibration_descriptor_by_hand():
     sigma = 0.1
     sq = ((target[:, None, :] - features[None]) ** 2).sum(axis=2)
     w = np.exp(-sq / (2 * sigma**2))
-    np.testing.assert_allclose(ablation.calibration_p(target, features, acc, sigma),
+    np.testing.assert_allclose(calibration.calibration_p(target, features, acc, sigma),
                                (w @ acc) / w.sum(axis=1))
     # leave-one-task-out: pairs of the same task never predict each other
     groups = np.array([0, 1, 1])
-    chosen, error = ablation.select_calibration_bandwidth(features, acc, groups, (0.05, 5.0))
+    chosen, error = calibration.select_calibration_bandwidth(features, acc, groups, (0.05, 5.0))
     # task 1's pairs are predicted by task 0's alone (0.5): errors 0.4 and 0.3. Task 0's pair by
     # task 1's: nearest (0.8, error 0.3) with the narrow kernel, ~their mean (0.85, error 0.35)
     # with the wide one, so the narrow one wins.
     assert chosen == 0.05
     assert error == pytest.approx((0.3 + 0.4 + 0.3) / 3, abs=1e-6)  # float32 kernel
+
+
+@pytest.mark.parametrize("block_elements", [1, 7, 40, 10**9])
+def test_the_calibration_kernel_is_built_in_blocks_with_the_same_result(block_elements,
+                                                                         monkeypatch):
+    # The whole (pairs x pairs) kernel was built at once: 325 GB per array with 5,000 models,
+    # in run_ablation, a job of the default target. In blocks of rows, the same numbers.
+    from llmrouter import calibration
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(6), 7)  # 6 tasks x 7 models
+    features = rng.uniform(0.3, 1.0, (len(groups), 2))
+    acc = np.clip(features[:, 0] + rng.normal(0, 0.05, len(groups)), 0, 1)
+    target = rng.uniform(0.3, 1.0, (5, 2))
+    grid = (0.01, 0.05, 0.2, 1.0)
+    whole = (calibration.select_calibration_bandwidth(features, acc, groups, grid, 10**9),
+             calibration.calibration_p(target, features, acc, 0.05, 10**9))
+    sizes = []
+    real_exp = np.exp
+
+    def recording_exp(x, *args, **kwargs):
+        sizes.append(np.size(x))
+        return real_exp(x, *args, **kwargs)
+
+    monkeypatch.setattr(calibration.np, "exp", recording_exp)
+    chosen = calibration.select_calibration_bandwidth(features, acc, groups, grid,
+                                                      block_elements)
+    p = calibration.calibration_p(target, features, acc, 0.05, block_elements)
+    assert chosen[0] == whole[0][0] and chosen[1] == pytest.approx(whole[0][1], abs=1e-7)
+    np.testing.assert_allclose(p, whole[1], rtol=1e-12)
+    # at most one row (of every pair) beyond the block's size, never the whole kernel
+    assert max(sizes) <= max(block_elements, len(groups))
 
 
 def test_agreement_p_by_hand():
