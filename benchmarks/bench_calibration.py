@@ -115,7 +115,9 @@ def main() -> None:
         runs = {}
         for way in WAYS:
             done = subprocess.run([sys.executable, __file__, "--one", way, str(models)],
-                                  capture_output=True, text=True, check=True)
+                                  stdout=subprocess.PIPE, text=True)  # its stderr shows
+            if done.returncode:
+                raise SystemExit(f"{way} on {models} models failed ({done.returncode})")
             runs[way] = json.loads(done.stdout.splitlines()[-1])
             print(json.dumps(runs[way]), flush=True)
         old, new = runs["whole_kernel"], runs["blocks"]

@@ -33,7 +33,7 @@ def main() -> None:
         ["bench_embedding.py", *onnx] + ([] if args.quick else ["--routing"]),
         ["bench_tokenise.py"],
         ["bench_cache_read.py"],
-        ["bench_calibration.py"],
+        ["bench_calibration.py"] + (["--models", "78"] if args.quick else []),
         ["bench_scale.py", "--cases", "real", "instances-x10", "models-5000"],
     ] + ([] if args.quick else [
         ["bench_scale.py", "--cases", "instances-x100"],
