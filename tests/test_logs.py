@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from llmrouter.artifacts import InputError
 from llmrouter import logs
+from llmrouter.artifacts import InputError
 from llmrouter.logs import run_logged, warn
 
 

@@ -230,7 +230,7 @@ def test_calibration_descriptor_by_hand():
 @pytest.mark.parametrize("block_elements", [1, 42 * 3, 42 * 5, 10**9])
 def test_the_calibration_kernel_is_built_in_blocks_with_the_same_result(block_elements,
                                                                          monkeypatch):
-    # The whole (pairs x pairs) kernel was built at once: 325 GB per array with 5,000 models,
+    # The whole (pairs x pairs) kernel was built at once: 314 GB per array with 5,000 models,
     # in run_ablation, a job of the default target. In blocks of rows, the same numbers.
     from llmrouter import calibration
 

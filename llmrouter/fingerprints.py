@@ -1,15 +1,15 @@
-"""Fingerprints of embedding models given as local folders (the cache key's `-w` part).
+"""Fingerprints of embedding models given as local folders (the cache key's `-f` part).
 
 A folder's name says nothing of what is in it: without a fingerprint, a checkpoint retrained
 in place would be served the old checkpoint's vectors from the cache. The fingerprint is a
 SHA-256 of the folder's files (their relative paths and contents, hidden files aside). Reading
 gigabytes of weights at every start would cost seconds per job (on SLURM each job parses the
-Snakefile again), so a digest is kept beside the cache under the files' stat (size, times of
+Snakefile again), so a fingerprint is kept beside the cache under the files' stat (size, times of
 modification and change, inode) and read again only when one moves (a chmod or a hard link moves
 the change time too). The change time cannot be set back (touch -r, cp -p and rsync -t set the
 modification time alone), so new contents give another stat, except within one tick of the
 file system's clock (a few ms on Linux before 6.13, seconds on some network file systems): as
-git does with its index, a digest is never kept while a file changed less than RACY_SECONDS ago.
+git does with its index, a fingerprint is never kept while a file changed less than RACY_SECONDS ago.
 
 The packaged model's files are fixed by its package, and a hub name's by the hub (to pin one,
 download it to a folder and name the folder): neither is read.
@@ -31,13 +31,14 @@ from llmrouter.artifacts import InputError, write_text
 FileStat = tuple[str, int, int, int, int]
 DIGITS = 12
 MEMO_FOLDER = "model_fingerprints"
-# A file changed this recently may change again without its stat moving: its digest is not kept.
+# A file changed this recently may change again without its stat moving: no fingerprint kept.
 RACY_SECONDS = 3.0
 
 
 def model_folder(model: str, packaged: frozenset[str] | set[str] = frozenset()) -> Path | None:
     """The local folder that `model` names (as sentence-transformers reads it: an existing
-    folder wins over a hub name), or None for a hub name or one of the `packaged` names."""
+    folder wins over a hub name; `~` expanded, as embedding.resolve_model_path does), or None
+    for a hub name or one of the `packaged` names."""
     folder = Path(model).expanduser()
     return None if model in packaged or not folder.is_dir() else folder
 
@@ -76,7 +77,7 @@ def is_racy(files: tuple[FileStat, ...], now_ns: int) -> bool:
     return any(max(mtime, ctime) >= limit for _, _, mtime, ctime, _ in files)
 
 
-def files_digest(folder: str, files: tuple[FileStat, ...]) -> str:
+def files_fingerprint(folder: str, files: tuple[FileStat, ...]) -> str:
     """Fingerprint of the `files` (model_files) of `folder`: DIGITS hex digits of a SHA-256
     over each one's relative path and the SHA-256 of its contents."""
     digest = hashlib.sha256()
@@ -88,7 +89,7 @@ def files_digest(folder: str, files: tuple[FileStat, ...]) -> str:
 
 
 # The same within a process, for as long as the stats are the same (not racy: see is_racy).
-_kept_digest = functools.cache(files_digest)
+_kept_fingerprint = functools.cache(files_fingerprint)
 
 
 def memo_path(memo_dir: str | Path, folder: Path) -> Path:
@@ -97,13 +98,14 @@ def memo_path(memo_dir: str | Path, folder: Path) -> Path:
     return Path(memo_dir) / MEMO_FOLDER / f"{name}.json"
 
 
-def model_weights(model: str, packaged: frozenset[str] | set[str] = frozenset(),
+def model_fingerprint(model: str, packaged: frozenset[str] | set[str] = frozenset(),
                   memo_dir: str | Path | None = None) -> str | None:
     """Fingerprint of the files of a model given as a local folder; None for any other name.
 
     memo_dir: a folder (the embedding cache's) that keeps each fingerprint with the stats it
-    was taken from, for the next process; used only once it exists, so a dry run creates
-    nothing. Raises InputError when the model's files cannot be read.
+    was taken from, for the next process; used only once it exists (a dry run creates no
+    folder, but may add a memo file to an existing cache). Raises InputError when the model's
+    files cannot be read.
     """
     folder = model_folder(model, packaged)
     if folder is None:
@@ -116,17 +118,18 @@ def model_weights(model: str, packaged: frozenset[str] | set[str] = frozenset(),
         kept = read_memo(memo, files) if memo is not None else None
         if kept is not None:
             return kept
-        weights = files_digest(str(folder), files) if racy else _kept_digest(str(folder), files)
+        fingerprint = (files_fingerprint(str(folder), files) if racy
+                       else _kept_fingerprint(str(folder), files))
     except OSError as error:  # a file removed or unreadable while the folder was read
         raise InputError(f"embedding.model {model!r}: cannot read the model's files "
                          f"({error})") from error
     if memo is not None:
         try:
-            write_text(json.dumps({"folder": str(folder.resolve()), "weights": weights,
+            write_text(json.dumps({"folder": str(folder.resolve()), "fingerprint": fingerprint,
                                    "files": files}), memo)
         except OSError:
             pass  # a read-only cache: the next process reads the files again
-    return weights
+    return fingerprint
 
 
 def read_memo(memo: Path, files: tuple[FileStat, ...]) -> str | None:
@@ -135,9 +138,9 @@ def read_memo(memo: Path, files: tuple[FileStat, ...]) -> str | None:
     another user) is a miss, never an error."""
     try:
         kept = json.loads(memo.read_text())
-        weights = kept["weights"]
+        fingerprint = kept["fingerprint"]
         same = [tuple(entry) for entry in kept["files"]] == list(files)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return weights if same and isinstance(weights, str) and re.fullmatch(
-        f"[0-9a-f]{{{DIGITS}}}", weights) else None
+    return fingerprint if same and isinstance(fingerprint, str) and re.fullmatch(
+        f"[0-9a-f]{{{DIGITS}}}", fingerprint) else None
