@@ -108,12 +108,13 @@ class EmbeddingSettings:
 
 
 def embedding_params(configured: Mapping[str, Any], memo_dir: str | Path | None = None
-                   ) -> dict[str, Any]:
+                     ) -> dict[str, Any]:
     """The config's embedding settings as the workflow passes them to its embedding jobs:
-    without cache_dir (jobs read it from the config: cache_root), with `fingerprint` for a model in
-    a local folder, so that Snakemake's params trigger reruns the embedding when any of the
-    model's files (hidden ones aside) changes. For a hub name or the packaged model, the
-    config's settings alone. memo_dir: where fingerprints are kept (llmrouter.fingerprints)."""
+    without cache_dir (jobs read it from the config: cache_root), with `fingerprint` for a
+    model in a local folder, so that Snakemake's params trigger reruns the embedding when any
+    of the model's files (hidden ones aside) changes. For a hub name or the packaged model,
+    the config's settings alone. memo_dir: where fingerprints are kept
+    (llmrouter.fingerprints)."""
     settings = {key: value for key, value in configured.items() if key != "cache_dir"}
     fingerprint = model_fingerprint(str(settings.get("model", DEFAULT_MODEL)), PACKAGED_MODELS,
                                     memo_dir)

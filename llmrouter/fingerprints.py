@@ -4,12 +4,13 @@ A folder's name says nothing of what is in it: without a fingerprint, a checkpoi
 in place would be served the old checkpoint's vectors from the cache. The fingerprint is a
 SHA-256 of the folder's files (their relative paths and contents, hidden files aside). Reading
 gigabytes of weights at every start would cost seconds per job (on SLURM each job parses the
-Snakefile again), so a fingerprint is kept beside the cache under the files' stat (size, times of
-modification and change, inode) and read again only when one moves (a chmod or a hard link moves
-the change time too). The change time cannot be set back (touch -r, cp -p and rsync -t set the
-modification time alone), so new contents give another stat, except within one tick of the
-file system's clock (a few ms on Linux before 6.13, seconds on some network file systems): as
-git does with its index, a fingerprint is never kept while a file changed less than RACY_SECONDS ago.
+Snakefile again), so a fingerprint is kept beside the cache under the files' stat (size, times
+of modification and change, inode) and read again only when one moves (a chmod or a hard link
+moves the change time too). The change time cannot be set back (touch -r, cp -p and rsync -t
+set the modification time alone), so new contents give another stat, except within one tick of
+the file system's clock (a few ms on Linux before 6.13, seconds on some network file systems):
+as git does with its index, a fingerprint is never kept while a file changed less than
+RACY_SECONDS ago.
 
 The packaged model's files are fixed by its package, and a hub name's by the hub (to pin one,
 download it to a folder and name the folder): neither is read.
@@ -99,7 +100,7 @@ def memo_path(memo_dir: str | Path, folder: Path) -> Path:
 
 
 def model_fingerprint(model: str, packaged: frozenset[str] | set[str] = frozenset(),
-                  memo_dir: str | Path | None = None) -> str | None:
+                      memo_dir: str | Path | None = None) -> str | None:
     """Fingerprint of the files of a model given as a local folder; None for any other name.
 
     memo_dir: a folder (the embedding cache's) that keeps each fingerprint with the stats it
