@@ -143,11 +143,11 @@ def table_threshold():
     return config["table"]["threshold"] if config["source"] == "table" else None
 
 
-def embedding_settings():
-    """The config's embedding settings (llmrouter.embedding.EmbeddingSettings) as the jobs
-    take them: without the cache folder, with a local model folder's fingerprint
-    (llmrouter.embedding.embedding_params)."""
-    return embedding_params(config["embedding"], cache_root(config))
+# The config's embedding settings (llmrouter.embedding.EmbeddingSettings) as the jobs take
+# them: without the cache folder, with a local model folder's fingerprint
+# (llmrouter.embedding.embedding_params). Taken once per parse, not once per rule that takes
+# it: a local model's fingerprint stats (and, within seconds of a change, reads) every file.
+EMBEDDING_SETTINGS = embedding_params(config["embedding"], cache_root(config))
 
 
 def embedding_files(wildcards=None):

@@ -18,7 +18,7 @@ rule embed_all_texts:
         mem_mb=4000,
         runtime=120,
     params:
-        embedding=embedding_settings(),
+        embedding=EMBEDDING_SETTINGS,
     script:
         "../workflow_scripts/embed_all_texts.py"
 
@@ -45,6 +45,6 @@ rule embed_dataset:
         mem_mb=2000,
         runtime=10,
     params:
-        embedding=embedding_settings(),
+        embedding=EMBEDDING_SETTINGS,
     script:
         "../workflow_scripts/embed_dataset.py"
