@@ -3,11 +3,10 @@
 A task is the uniform distribution over its inputs' unit-norm embeddings; the ground cost is
 the cosine distance (1 - cosine similarity), the same as the kNN predictor's. The distance is
 the optimal transport cost with that ground cost between two tasks, exact (`ot.emd2`) or
-entropic (`ot.sinkhorn2`) or its debiased form, the Sinkhorn divergence, on at most
-`max_points` points per task drawn with a seed derived from the task's name, so a task's
-subsample is the same in every job. On unit vectors 1 - cos = |x - y|^2 / 2, so the exact cost
-is half the squared 2-Wasserstein distance: 0 for a cloud against itself and symmetric, but not
-a metric (no triangle inequality).
+entropic (`ot.sinkhorn2`), on at most `max_points` points per task drawn with a seed derived
+from the task's name, so a task's subsample is the same in every job. On unit vectors
+1 - cos = |x - y|^2 / 2, so the exact cost is half the squared 2-Wasserstein distance: 0 for a
+cloud against itself and symmetric, but not a metric (no triangle inequality).
 """
 
 from __future__ import annotations
@@ -29,8 +28,7 @@ from llmrouter.store import check_embedding_paths, dataset_embeddings
 os.environ.setdefault("POT_BACKEND_DISABLE_PYTORCH", "1")
 import ot  # noqa: E402
 
-METHODS = ("emd", "sinkhorn", "sinkhorn_divergence")
-ENTROPIC = ("sinkhorn", "sinkhorn_divergence")  # the methods that take `reg`
+METHODS = ("emd", "sinkhorn")
 SINKHORN_ITERATIONS, SINKHORN_TOLERANCE = 2_000, 1e-7
 # A plan whose marginals are off by more than this after SINKHORN_ITERATIONS is refused: the
 # cost of a plan off by e moves by at most 2 e (costs are in [0, 2]).
@@ -66,68 +64,41 @@ def cosine_cost(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.maximum(1.0 - a @ b.T, 0.0)
 
 
-def uniform(n: int) -> np.ndarray:
-    """Equal weights 1/n on n points: a task is the uniform distribution over its inputs."""
-    return np.full(n, 1.0 / n)
-
-
-def sinkhorn_cost(a: np.ndarray, b: np.ndarray, reg: float | None) -> float:
-    """Transport cost <P, C> of the entropic plan P between the uniform clouds `a` and `b`
-    (ot.sinkhorn2, log-domain for stability), cosine ground cost C, regularisation `reg`.
-
-    Raises InputError when Sinkhorn stops before its marginals are met: POT says nothing, and
-    keeps a value that is not the cost of any plan (with a tiny reg, even below the exact one).
-    """
-    if reg is None:
-        raise ValueError("Sinkhorn needs a regularisation reg > 0")
-    value, log = ot.sinkhorn2(uniform(len(a)), uniform(len(b)), cosine_cost(a, b), reg,
-                              method="sinkhorn_log", numItermax=SINKHORN_ITERATIONS,
-                              stopThr=SINKHORN_TOLERANCE, log=True, warn=False)
-    if not log["err"] or log["err"][-1] > SINKHORN_MAX_ERROR:
-        error = log["err"][-1] if log["err"] else float("nan")
-        raise InputError(f"distances: Sinkhorn with reg {reg} did not converge in "
-                         f"{SINKHORN_ITERATIONS} iterations (marginal error {error:.2g}); "
-                         "raise distances.reg or use distances.method emd")
-    return float(value)
-
-
-def sinkhorn_divergence(cross: float, own_a: float, own_b: float) -> float:
-    """The Sinkhorn divergence S(a, b) = W(a, b) - (W(a, a) + W(b, b)) / 2 from the three
-    entropic costs (`sinkhorn_cost`), as POT's empirical_sinkhorn_divergence, clipped at 0.
-
-    The entropic cost of a cloud against itself is positive (the plan spreads each point's mass
-    over its neighbours); subtracting it makes a cloud's distance to itself exactly 0 and
-    removes most of the bias above the exact cost (Feydy et al. 2019)."""
-    return max(cross - 0.5 * (own_a + own_b), 0.0)
-
-
 def ot_distance(
     a: np.ndarray, b: np.ndarray, method: str = "emd", reg: float | None = 0.05
 ) -> float:
     """Optimal transport cost between the uniform clouds `a` (n_a, dim) and `b` (n_b, dim).
 
     method "emd": exact network simplex (ot.emd2), which ignores `reg`; "sinkhorn": entropic
-    with regularisation `reg` (`sinkhorn_cost`); "sinkhorn_divergence": the same debiased
-    (`sinkhorn_divergence`), three solves. In units of cosine distance, so in [0, 2]; 0 for a
-    cloud against itself (emd, sinkhorn_divergence), symmetric.
+    with regularisation `reg` (ot.sinkhorn2, log-domain for stability). In units of cosine
+    distance, so in [0, 2]; 0 for a cloud against itself (exact), symmetric.
 
     Raises InputError when the solver stops before its optimum: POT only warns (emd) or says
-    nothing (sinkhorn2).
+    nothing (sinkhorn2), and keeps a value that is not the OT cost (with a tiny reg, even below
+    the exact one).
     """
     if len(a) == 0 or len(b) == 0:
         raise ValueError("a task cloud is empty")
+    cost = cosine_cost(a, b)
+    weights_a = np.full(len(a), 1.0 / len(a))
+    weights_b = np.full(len(b), 1.0 / len(b))
     if method == "emd":
-        value, log = ot.emd2(uniform(len(a)), uniform(len(b)), cosine_cost(a, b),
-                             numItermax=1_000_000, log=True)
+        value, log = ot.emd2(weights_a, weights_b, cost, numItermax=1_000_000, log=True)
         if log["warning"] is not None:
             raise InputError(f"distances: exact OT between clouds of {len(a)} and {len(b)} "
                              f"points did not reach its optimum ({log['warning']}); lower "
                              "distances.max_points")
     elif method == "sinkhorn":
-        value = sinkhorn_cost(a, b, reg)
-    elif method == "sinkhorn_divergence":
-        value = sinkhorn_divergence(sinkhorn_cost(a, b, reg), sinkhorn_cost(a, a, reg),
-                                    sinkhorn_cost(b, b, reg))
+        if reg is None:
+            raise ValueError("Sinkhorn needs a regularisation reg > 0")
+        value, log = ot.sinkhorn2(weights_a, weights_b, cost, reg, method="sinkhorn_log",
+                                  numItermax=SINKHORN_ITERATIONS, stopThr=SINKHORN_TOLERANCE,
+                                  log=True, warn=False)
+        if not log["err"] or log["err"][-1] > SINKHORN_MAX_ERROR:
+            error = log["err"][-1] if log["err"] else float("nan")
+            raise InputError(f"distances: Sinkhorn with reg {reg} did not converge in "
+                             f"{SINKHORN_ITERATIONS} iterations (marginal error {error:.2g}); "
+                             "raise distances.reg or use distances.method emd")
     else:
         raise ValueError(f"unknown OT method {method!r}; known: {METHODS}")
     return max(float(value), 0.0)
@@ -137,19 +108,8 @@ def distance_row(
     target: np.ndarray, others: dict[str, np.ndarray], method: str = "emd",
     reg: float | None = 0.05,
 ) -> dict[str, float]:
-    """OT distance of one (already subsampled) cloud to each of `others` (name -> cloud).
-
-    With sinkhorn_divergence the target's own entropic cost is solved once for the row, not
-    once per task (a row then takes about twice the solves of `sinkhorn`, not three times).
-    """
-    if method != "sinkhorn_divergence":
-        return {name: ot_distance(target, cloud, method, reg) for name, cloud in others.items()}
-    if len(target) == 0 or any(len(cloud) == 0 for cloud in others.values()):
-        raise ValueError("a task cloud is empty")
-    own = sinkhorn_cost(target, target, reg)
-    return {name: sinkhorn_divergence(sinkhorn_cost(target, cloud, reg), own,
-                                      sinkhorn_cost(cloud, cloud, reg))
-            for name, cloud in others.items()}
+    """OT distance of one (already subsampled) cloud to each of `others` (name -> cloud)."""
+    return {name: ot_distance(target, cloud, method, reg) for name, cloud in others.items()}
 
 
 def read_task_clouds(pool: Pool, paths: Mapping[str, str | Path], max_points: int,

@@ -257,9 +257,9 @@ def pairs_params():
 
 def distance_params():
     """How task distances are computed (OT between subsampled embedding clouds). reg is
-    the entropic methods' alone: None with emd, so changing it reruns no exact row."""
+    Sinkhorn's alone: None with emd, so changing it reruns no exact row."""
     params = dict(config["distances"])
-    if params["method"] == "emd":
+    if params["method"] != "sinkhorn":
         params["reg"] = None
     return params
 

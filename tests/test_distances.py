@@ -12,15 +12,11 @@ def cloud(seed: int, n: int, shift: float = 0.0, dim: int = 8) -> np.ndarray:
     return knn.normalize(rng.normal(size=(n, dim)) + shift)
 
 
-@pytest.mark.parametrize("method", distances.METHODS)
+@pytest.mark.parametrize("method", ["emd", "sinkhorn"])
 def test_distance_to_itself_is_zero(method):
-    """Exactly with emd and the divergence; plain Sinkhorn's entropic plan spreads each point's
-    mass over its neighbours, so its cost stays above 0."""
     a = cloud(0, 40)
     assert distances.ot_distance(a, a, method) == pytest.approx(0.0, abs=1e-2 if method ==
                                                                 "sinkhorn" else 1e-12)
-    if method == "sinkhorn":
-        assert distances.ot_distance(a, a, method) > 1e-3
 
 
 def test_exact_distance_is_symmetric_and_positive():
@@ -50,50 +46,13 @@ def test_sinkhorn_approaches_exact_as_regularisation_shrinks():
     assert tight == pytest.approx(exact, abs=0.01)
 
 
-@pytest.mark.parametrize("reg", [0.1, 0.2])
-def test_sinkhorn_divergence_is_pots_and_less_biased(reg):
-    """The divergence equals POT's empirical_sinkhorn_divergence (whose squared Euclidean cost
-    is twice the cosine distance on unit vectors: twice the reg, half the value), is symmetric,
-    and lies below plain Sinkhorn's cost at the same reg (by the clouds' own costs; with a
-    large reg, even below the exact cost)."""
-    a, b = cloud(2, 25), cloud(3, 30, shift=0.3)
-    ours = distances.ot_distance(a, b, "sinkhorn_divergence", reg)
-    pot = distances.ot.bregman.empirical_sinkhorn_divergence(a, b, 2 * reg, stopThr=1e-10,
-                                                            numIterMax=20_000, warn=False) / 2
-    assert ours == pytest.approx(float(pot), abs=1e-6)
-    assert distances.ot_distance(b, a, "sinkhorn_divergence", reg) == pytest.approx(ours,
-                                                                                   abs=1e-6)
-    exact, plain = distances.ot_distance(a, b), distances.ot_distance(a, b, "sinkhorn", reg)
-    assert ours < plain - 1e-3
-    assert (exact < ours) == (reg == 0.1)
-
-
-def test_divergence_row_solves_each_own_cost_once(monkeypatch):
-    """A row solves the target's own cost once and each other task's once, and gives what
-    ot_distance gives pair by pair."""
-    clouds = {"x": cloud(5, 20), "y": cloud(6, 22, shift=1.0), "z": cloud(7, 18, shift=0.4)}
-    expected = {name: distances.ot_distance(clouds["y"], c, "sinkhorn_divergence", 0.1)
-                for name, c in clouds.items()}
-    solves = []
-    solve = distances.sinkhorn_cost
-    monkeypatch.setattr(distances, "sinkhorn_cost",
-                        lambda a, b, reg: solves.append((len(a), len(b))) or solve(a, b, reg))
-    row = distances.distance_row(clouds["y"], clouds, "sinkhorn_divergence", 0.1)
-    assert row == pytest.approx(expected, abs=1e-12) and row["y"] == 0.0
-    assert sorted(solves) == sorted([(22, 22), (22, 20), (20, 20), (22, 22), (22, 18),
-                                     (18, 18), (22, 22)])
-    with pytest.raises(ValueError, match="empty"):
-        distances.distance_row(clouds["y"][:0], clouds, "sinkhorn_divergence", 0.1)
-
-
 def test_reg_is_sinkhorns_alone():
     """The workflow passes reg None with emd (so changing it reruns nothing): emd ignores it,
     Sinkhorn refuses to run without it."""
     a, b = cloud(2, 25), cloud(3, 25, shift=0.3)
     assert distances.ot_distance(a, b, "emd", reg=None) == distances.ot_distance(a, b)
-    for method in distances.ENTROPIC:
-        with pytest.raises(ValueError, match="regularisation"):
-            distances.ot_distance(a, b, method, reg=None)
+    with pytest.raises(ValueError, match="regularisation"):
+        distances.ot_distance(a, b, "sinkhorn", reg=None)
 
 
 def test_subsample_is_seeded_per_task_and_bounded():
@@ -165,8 +124,6 @@ def test_a_solver_that_stops_short_of_the_optimum_is_an_error(monkeypatch):
                                          r"iterations \(marginal error .*\); raise "
                                          r"distances.reg"):
         distances.ot_distance(a, b, "sinkhorn", 1e-5)
-    with pytest.raises(InputError, match=r"Sinkhorn with reg 1e-05 did not converge"):
-        distances.distance_row(a, {"b": b}, "sinkhorn_divergence", 1e-5)
     assert distances.ot_distance(a, b, "sinkhorn", 0.05) > distances.ot_distance(a, b)
     # emd's own cap (10 iterations here) only warned and kept a non-optimal cost.
     emd2 = distances.ot.emd2
