@@ -55,6 +55,24 @@ def test_reg_is_sinkhorns_alone():
         distances.ot_distance(a, b, "sinkhorn", reg=None)
 
 
+def test_sinkhorn_checks_the_marginals_of_its_plan_in_l1(monkeypatch):
+    """POT stops Sinkhorn on the L2 norm of one marginal's error, up to sqrt(n) times below the
+    mass the plan misplaces: a plan off by 2e-3 in total over 500 points is 9e-5 in L2, under
+    the limit, yet its cost may be off by 4e-3. It is refused; one off by 1e-5 is kept."""
+    a, b = cloud(2, 500), cloud(3, 500, shift=0.3)
+    for excess, refused in ((2e-3, True), (1e-5, False)):
+        monkeypatch.setattr(distances.ot, "sinkhorn", lambda wa, wb, *args, **kwargs:
+                            np.outer(wa, wb) * (1 + excess))
+        plan = np.outer(np.full(500, 1 / 500), np.full(500, 1 / 500)) * (1 + excess)
+        assert np.linalg.norm(plan.sum(axis=0) - 1 / 500) < distances.SINKHORN_MAX_ERROR
+        if refused:
+            with pytest.raises(InputError, match=r"marginal error 0.004\)"):
+                distances.ot_distance(a, b, "sinkhorn", 0.05)
+        else:
+            assert distances.ot_distance(a, b, "sinkhorn", 0.05) == pytest.approx(
+                (plan * distances.cosine_cost(a, b)).sum(), abs=1e-12)
+
+
 def test_subsample_is_seeded_per_task_and_bounded():
     a = cloud(4, 100)
     first = distances.subsample(a, 30, seed=0, task="anatomy")
@@ -115,7 +133,7 @@ def test_clouds_read_one_file_at_a_time_equal_those_of_the_whole_pool(tmp_path):
 # that they no longer pass unnoticed.
 @pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore::UserWarning")
 def test_a_solver_that_stops_short_of_the_optimum_is_an_error(monkeypatch):
-    # POT's sinkhorn2 said nothing when it ran out of iterations, and its value with a tiny
+    # POT's Sinkhorn said nothing when it ran out of iterations, and its value with a tiny
     # reg could even fall below the exact cost: no transport plan gives that.
     rng = np.random.default_rng(0)
     a = knn.normalize(rng.normal(size=(50, 8)))
