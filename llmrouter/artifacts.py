@@ -22,6 +22,23 @@ class InputError(ValueError):
     """Bad user input: the message names the file and what is wrong with it."""
 
 
+# Byte-order marks of the encodings a spreadsheet's "Unicode text" export writes, longest first
+# (UTF-32's little-endian mark starts with UTF-16's).
+WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
+             (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
+
+
+def check_not_wide_text(path: str | Path, what: str) -> None:
+    """InputError when the file starts with a UTF-16 or UTF-32 byte-order mark: polars reads
+    such a CSV without complaint as one garbled column, which would then be reported missing."""
+    with open(path, "rb") as handle:
+        head = handle.read(4)
+    for mark, encoding in WIDE_BOMS:
+        if head.startswith(mark):
+            raise InputError(f"{path}: {what} is {encoding} text, not UTF-8; save it as UTF-8 "
+                             "(in a spreadsheet: CSV UTF-8)")
+
+
 def check_unicode(text: str, where: str) -> None:
     """InputError `<where> is not valid Unicode` when `text` holds a lone surrogate: JSON
     allows "\\ud800", but UTF-8, and so polars, Parquet and the logs, cannot store it."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from llmrouter.artifacts import InputError
+from llmrouter.artifacts import InputError, check_not_wide_text
 
 BENCHMARK_COLUMNS = ["dataset", "instance_id", "text", "model", "score"]
 
@@ -52,6 +52,7 @@ def scan_source_table(path: str | Path) -> pl.LazyFrame:
         raise InputError(f"{path}: table source file does not exist{where}")
     try:
         if path.suffix.lower() == ".csv":
+            check_not_wide_text(path, "the table source")
             # Every value as written: types guessed from the first rows would turn ids `007`
             # and `7` into one, texts `12.50` into 12.5, and reject a later `0.5` score.
             frame = pl.scan_csv(path, infer_schema=False)
@@ -174,7 +175,9 @@ def correctness_table(
                                                            maintain_order=True)
     first = instances.unique(subset="text", keep="first", maintain_order=True)
     report.repeated_texts = instances.height - first.height
+    before = set(frame["model"].unique().to_list())
     frame = frame.filter(pl.col("instance_id").is_in(first["instance_id"].implode()))
+    check_models_kept(before, frame, dataset)
     kept = frame.unique(subset=["instance_id", "model"], keep="first", maintain_order=True)
     report.repeated_rows = frame.height - kept.height
     frame = kept
@@ -216,6 +219,18 @@ def check_scores(frame: pl.DataFrame, dataset: str, threshold: float) -> None:
                 f"{outside['instance_id'][0]!r} of model {outside['model'][0]!r}) while the "
                 f"threshold {threshold:g} reads them as shares: fix the scores, or put the "
                 "threshold on their scale")
+
+
+def check_models_kept(before: set[str], kept: pl.DataFrame, dataset: str) -> None:
+    """InputError when keeping the first instance of each repeated text removed every row of a
+    model: the models' rows of one question then carry different instance ids (an id per row,
+    not per question), and all but one model would leave the pool without a word."""
+    lost = sorted(before - set(kept["model"].unique().to_list()))
+    if lost:
+        raise InputError(f"dataset {dataset!r}: the same text under different instance ids "
+                         f"leaves no row of {len(lost)} of {len(before)} model(s), e.g. "
+                         f"{lost[0]!r}; an instance_id must name one question, shared by every "
+                         "model's row of it (not one id per row)")
 
 
 def check_single_value(frame: pl.DataFrame, dataset: str, keys: list[str], column: str,

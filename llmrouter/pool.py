@@ -68,6 +68,10 @@ def check_neighbour_supply(pool: Pool, task: str, needed: int, strict: bool) -> 
             "instances); add datasets or lower knn.k / smoother.descriptor_k")
 
 
+NOT_INCLUDED, EXCLUDED = "not in models.include", "in models.exclude"
+CONFIG_REASONS = (NOT_INCLUDED, EXCLUDED)  # drops the config asked for (select_models)
+
+
 def select_models(
     present: dict[str, set[str]],
     include: list[str] | None,
@@ -89,9 +93,9 @@ def select_models(
     kept, chosen = [], 0
     for model in sorted(seen):
         if include and model not in include:
-            dropped[model] = "not in models.include"
+            dropped[model] = NOT_INCLUDED
         elif exclude and model in exclude:
-            dropped[model] = "in models.exclude"
+            dropped[model] = EXCLUDED
         else:
             chosen += 1
             missing = sorted(d for d, models in present.items() if model not in models)

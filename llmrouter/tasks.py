@@ -26,7 +26,7 @@ from pathlib import Path
 
 import polars as pl
 
-from llmrouter.artifacts import InputError, check_unicode
+from llmrouter.artifacts import InputError, check_not_wide_text, check_unicode
 from llmrouter.benchmark import MAX_NAME_CHARS, case_clashes
 
 TASK_SUFFIXES = (".jsonl", ".csv", ".txt")
@@ -81,22 +81,28 @@ def find_task_files(folder: str | Path, files: dict[str, str] | None = None) -> 
             found[name] = path
     for name, path in (files or {}).items():
         check_task_name(name, f"config new_tasks.files ({path})")
-        if name in found and Path(path) != found[name]:
+        if name in found and Path(path).resolve() != found[name].resolve():
             raise InputError(f"{path}: task {name!r} is also given by {found[name]}")
         found[name] = Path(path)
     return dict(sorted(found.items()))
 
 
-def skipped_files(folder: str | Path) -> list[Path]:
-    """Files in `folder` that `find_task_files` leaves out for their suffix (.parquet, .json,
-    ...), sorted; a user may have meant them as tasks. Those `never_a_task` are not listed.
-    An absent folder has none."""
+def skipped_files(folder: str | Path) -> list[tuple[Path, str]]:
+    """Files in `folder` that `find_task_files` leaves out and a user may have meant as tasks,
+    sorted, each with the reason: another suffix (.parquet, .json, ...), or a link whose
+    target is missing. Those `never_a_task` are not listed. An absent folder has none."""
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    return [path for path in sorted(folder.iterdir())
-            if path.is_file() and path.suffix.lower() not in TASK_SUFFIXES
-            and not never_a_task(path)]
+    skipped = []
+    for path in sorted(folder.iterdir()):
+        if never_a_task(path):
+            continue
+        if path.is_symlink() and not path.exists():
+            skipped.append((path, "a link to a missing file"))
+        elif path.is_file() and path.suffix.lower() not in TASK_SUFFIXES:
+            skipped.append((path, "not a task file (.jsonl, .csv or .txt)"))
+    return skipped
 
 
 def check_task_names(tasks: list[str], datasets: list[str]) -> None:
@@ -120,17 +126,28 @@ def _as_written(value: object) -> object:
     return json.dumps(value) if is_number else value
 
 
+def _missing_if_nan(constant: str) -> None:
+    """NaN in a JSON line (not JSON, but what Python's json.dumps writes for a missing value,
+    e.g. of a pandas frame) is a missing value, as null; otherwise it would become the prompt
+    or label "NaN". Infinity means nothing here: ValueError."""
+    if constant == "NaN":
+        return None
+    raise ValueError(f"{constant} is no value of a task file (only NaN is read, as missing)")
+
+
 def _read_jsonl(path: Path) -> pl.DataFrame:
-    rows = []
+    rows, numbers = [], []
     # utf-8-sig: a byte-order mark (as some Windows editors write) is not part of line 1.
     with open(path, encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line, parse_constant=_missing_if_nan)
             except json.JSONDecodeError as error:
                 raise InputError(f"{path}: line {number} is not JSON ({error.msg})") from error
+            except ValueError as error:  # Infinity
+                raise InputError(f"{path}: line {number}: {error}") from error
             if not isinstance(row, dict):
                 raise InputError(f"{path}: line {number} is not a JSON object with a "
                                  f"'{TEXT_FIELD}' field")
@@ -141,12 +158,57 @@ def _read_jsonl(path: Path) -> pl.DataFrame:
                 if field in row:
                     row[field] = _as_written(row[field])
             rows.append(row)
+            numbers.append(number)
     if not rows:
         return pl.DataFrame({TEXT_FIELD: []}, schema={TEXT_FIELD: pl.String})
     try:
         return pl.DataFrame(rows, infer_schema_length=None)
+    except (pl.exceptions.PolarsError, TypeError, ValueError):
+        pass
+    # Some field is an object or a list on one line and something else on another, which
+    # polars cannot hold in one column. Elsewhere than text, label and id, the field becomes
+    # its values as written (JSON text), then is ignored or refused like any other.
+    fields = list(dict.fromkeys(field for row in rows for field in row))
+    for field in fields:
+        if field in (TEXT_FIELD, LABEL_FIELD, *ID_FIELDS) or _one_column(rows, field):
+            continue
+        for row in rows:
+            if isinstance(row.get(field), (dict, list)):
+                row[field] = json.dumps(row[field])
+    try:
+        return pl.DataFrame(rows, infer_schema_length=None)
     except (pl.exceptions.PolarsError, TypeError, ValueError) as error:
-        raise InputError(f"{path}: fields of different types across lines ({error})") from error
+        field = next((f for f in fields if not _one_column(rows, f)), None)
+        if field is None:
+            raise InputError(f"{path}: cannot read as one table ({error})") from error
+        kinds = _kinds_by_line(rows, numbers, field)
+        raise InputError(f"{path}: field {field!r} is {kinds[0][1]} on line {kinds[0][0]} but "
+                         f"{kinds[1][1]} on line {kinds[1][0]}; it must be a string or a "
+                         "number on every line") from error
+
+
+def _one_column(rows: list[dict], field: str) -> bool:
+    """Whether polars can hold every line's value of `field` in one column."""
+    try:
+        pl.Series(field, [row.get(field) for row in rows])
+    except (pl.exceptions.PolarsError, TypeError, ValueError):
+        return False
+    return True
+
+
+def _kinds_by_line(rows: list[dict], numbers: list[int], field: str) -> list[tuple[int, str]]:
+    """The first two (line number, kind) of `field` that differ: an object, a list or a plain
+    value. numbers: each row's line in the file."""
+    def kind(value: object) -> str:
+        return "an object" if isinstance(value, dict) else \
+            "a list" if isinstance(value, list) else "a plain value"
+    seen: list[tuple[int, str]] = []
+    for number, row in zip(numbers, rows):
+        if row.get(field) is not None and (not seen or kind(row[field]) != seen[0][1]):
+            seen.append((number, kind(row[field])))
+            if len(seen) == 2:
+                break
+    return seen
 
 
 def _read_raw(path: Path) -> pl.DataFrame:
@@ -161,6 +223,7 @@ def _read_raw(path: Path) -> pl.DataFrame:
         if suffix == ".jsonl":
             return _read_jsonl(path)
         if suffix == ".csv":
+            check_not_wide_text(path, "the task file")
             # Ids, texts and labels as written: inferred as numbers, `007` would become 7.
             as_written = {f: pl.String for f in (TEXT_FIELD, LABEL_FIELD, *ID_FIELDS)}
             return pl.read_csv(path, infer_schema_length=None, schema_overrides=as_written)
@@ -191,6 +254,12 @@ def _first_non_correctness(column: pl.Series) -> object | None:
         return None
     if values.dtype.is_numeric():
         values = values.filter(~_is_zero_or_one(values))
+    elif values.dtype == pl.String:
+        # A CSV column with one bad value is text throughout: name that value, not a 0/1 cell
+        # (a JSON string "1" alone is still refused, as "1").
+        odd = values.filter(~values.str.strip_chars().str.to_lowercase().is_in(
+            ["0", "1", "0.0", "1.0", "true", "false"]))
+        values = odd if odd.len() else values
     return values[0] if values.len() else None
 
 

@@ -1,3 +1,4 @@
+import os
 import re
 import sys
 from pathlib import Path
@@ -13,8 +14,10 @@ from llmrouter.tasks import check_task_names, find_task_files, skipped_files
 # config.schema.yaml fills in every default (validate in the Snakefile), so config is indexed
 # directly: a default lives in the schema only (embedding.cache_dir has none there: its default
 # is under resources_dir, see llmrouter.embedding.cache_root).
-RESULTS = config["results"]
-RESOURCES = config["resources_dir"]
+# Normalised as Snakemake normalises a target: `results: out/` or `./out` would otherwise
+# write patterns (out//scores/...) that no target given on the command line matches.
+RESULTS = os.path.normpath(config["results"])
+RESOURCES = os.path.normpath(config["resources_dir"])
 FIGURES = f"{RESULTS}/report/figures"
 CONDA_ENV = "../envs/routing.yaml"
 
@@ -39,11 +42,8 @@ def new_task_files():
                 f"[new_tasks] no folder {settings['folder']!r} here: no task files read from it",
                 file=sys.stderr,
             )
-        for path in skipped_files(settings["folder"]):
-            print(
-                f"[new_tasks] {path}: not a task file (.jsonl, .csv or .txt); skipped",
-                file=sys.stderr,
-            )
+        for path, reason in skipped_files(settings["folder"]):
+            print(f"[new_tasks] {path}: {reason}; skipped", file=sys.stderr)
     found = find_task_files(settings["folder"], settings["files"])
     return {name: str(path) for name, path in found.items()}
 

@@ -77,3 +77,35 @@ def test_empty_dataset_names_file_and_dataset(tmp_path):
     out = failing_run(write_config(tmp_path, path))
     assert "table.parquet" in out and first in out and "empty dataset" in out
     assert not (tmp_path / "results" / "benchmark" / f"{first}.parquet").exists()
+
+
+def test_a_model_dropped_from_the_pool_is_named_on_the_terminal(tmp_path):
+    # Audit: a model without results on one dataset left every ranking with a line in
+    # collect_pool's log alone; one excluded in config is no surprise and stays there.
+    frame = small(tmp_path)
+    first = sorted(frame["dataset"].unique())[0]
+    gone, excluded, kept = sorted(frame["model"].unique())
+    frame = frame.filter((pl.col("dataset") != first) | (pl.col("model") != gone))
+    path = tmp_path / "table.parquet"
+    frame.write_parquet(path)
+    config = write_config(tmp_path, path, models={"exclude": [excluded]})
+    done = run_workflow(config, str(tmp_path / "results" / "pool" / "models.parquet"))
+    terminal = done.stdout + done.stderr
+    log = tmp_path / "results" / "logs" / "collect_pool.log"
+    assert (f"WARNING: model {gone} dropped: missing from 1 dataset(s): ['{first}'] "
+            f"(log: {log})") in terminal, terminal
+    assert f"pool: 1 model ({kept}): there is no other model to route to" in terminal
+    assert excluded not in terminal and f"model {excluded} dropped: in models.exclude" in \
+        log.read_text()
+
+
+@pytest.mark.parametrize("results", ["out/", "./out", "out//"])
+def test_a_results_folder_written_with_a_slash_or_dot_takes_its_targets(tmp_path, results):
+    # Audit: the rules pasted `out/` into their outputs (out//scores/...), so the README's
+    # `snakemake out/scores/<task>.parquet` had no rule to produce it.
+    path = tmp_path / "table.parquet"
+    small(tmp_path).write_parquet(path)
+    config = write_config(tmp_path, path, results=results)
+    name = sorted(small(tmp_path)["dataset"].unique())[0]
+    done = run_workflow(config, f"out/scores/{name}.parquet", extra=("-n",))
+    assert "score_task" in done.stdout + done.stderr, done.stdout + done.stderr

@@ -57,6 +57,14 @@ def test_whole_floats_nan_infinity_and_empty_folders_are_problems():
     validate(copy.deepcopy({**BASE, "knn": {"k": 5.0}}), str(SCHEMA_PATH))  # why it is needed
 
 
+def test_a_selection_threshold_no_prediction_exceeds_is_a_problem():
+    # Audit: g_m(x) > 1 never holds, so with threshold 1 every S2 was 0 and S3 = 1 - p,
+    # presented as each model's expected accuracy.
+    assert schema_errors({**BASE, "selection": {"threshold": 1}}, SCHEMA) == [
+        "selection.threshold: 1 is greater than or equal to the maximum of 1"]
+    assert schema_errors({**BASE, "selection": {"threshold": 0.99}}, SCHEMA) == []
+
+
 def test_repeated_alphas_and_epsilons_are_problems():
     # A repeated alpha ran its variant twice, as two rows of one name in the ablation table.
     config = {**BASE, "ablation": {"alphas": [0.1, 0.04, 0.1]}, "cost": {"epsilons": [0, 0.0]}}

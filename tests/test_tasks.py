@@ -173,8 +173,12 @@ def test_skipped_files_names_what_a_user_may_have_meant_as_a_task(tmp_path):
                  "README.md", "readme.txt2"):
         (folder / name).write_text("x\n")
     (folder / "sub.csv").mkdir()
-    assert skipped_files(folder) == [folder / "notes.md", folder / "p.parquet",
-                                     folder / "q.json"]
+    # A link to a file that is gone (an unmounted drive) was left out without a word.
+    (folder / "gone.jsonl").symlink_to(tmp_path / "elsewhere.jsonl")
+    other = "not a task file (.jsonl, .csv or .txt)"
+    assert skipped_files(folder) == [(folder / "gone.jsonl", "a link to a missing file"),
+                                     (folder / "notes.md", other), (folder / "p.parquet", other),
+                                     (folder / "q.json", other)]
     assert list(find_task_files(folder)) == ["a", "b"]
     assert skipped_files(tmp_path / "absent") == []
 
@@ -243,3 +247,68 @@ def test_repository_example_task_reads():
     table, notes = read_task_file(path, "algebra_examples")
     assert table.height == 30 and not notes
     assert table.schema["text"] == pl.String
+
+
+def test_nan_in_a_json_line_is_a_missing_value(tmp_path):
+    # Audit: Python's json.dumps writes NaN for a missing value (a pandas frame's); it became
+    # the prompt or label "NaN", or stopped the run in a correctness column.
+    path = tmp_path / "nan.jsonl"
+    path.write_text('{"text": "a", "label": NaN, "org/model-a": 1}\n'
+                    '{"text": NaN, "org/model-a": 0}\n'
+                    '{"text": "b", "org/model-a": NaN}\n')
+    table, notes = read_task_file(path, "nan")
+    assert table["text"].to_list() == ["a", "b"]
+    assert table["org/model-a"].to_list() == [1, None]
+    assert table["label"].to_list() == [None, None]
+    assert any("dropped 1 empty text(s)" in note for note in notes), notes
+    path.write_text('{"text": "a", "org/model-a": Infinity}\n')
+    with pytest.raises(InputError, match=f"{path}: line 1: Infinity is no value of a task file"):
+        read_task_file(path, "nan")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_a_csv_saved_as_utf16_or_utf32_is_named_as_such(tmp_path, encoding):
+    # Audit: polars read it as one garbled column: "no 'text' field; fields are ['\x00t...']".
+    path = tmp_path / "wide.csv"
+    path.write_bytes("text\nhello\n".encode(encoding))
+    with pytest.raises(InputError, match=f"{path}: the task file is {encoding.upper()} text, "
+                                         "not UTF-8; save it as UTF-8"):
+        read_task_file(path, "wide")
+
+
+def test_a_file_named_in_config_and_found_in_the_folder_is_one_task(tmp_path):
+    # Audit: the same file by its absolute path in new_tasks.files was "also given by" itself.
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    (folder / "t1.txt").write_text("a prompt\n")
+    (folder / "t2.txt").write_text("another\n")
+    same = str(folder / ".." / "tasks" / "t1.txt")
+    assert find_task_files(folder, {"t1": same}) == {"t1": Path(same), "t2": folder / "t2.txt"}
+    with pytest.raises(InputError, match="task 't1' is also given by"):
+        find_task_files(folder, {"t1": str(folder / "t2.txt")})
+
+
+def test_a_field_of_objects_on_some_lines_only_is_ignored_or_named(tmp_path):
+    # Audit: `"meta": {...}` on one line and `"meta": "x"` on another stopped the run with
+    # polars' multi-line advice (infer_schema_length) and no field named, though the README
+    # says such fields are ignored.
+    path = tmp_path / "mixed.jsonl"
+    path.write_text('{"text": "a", "meta": {"k": 1}, "tags": ["x"]}\n'
+                    '{"text": "b", "meta": "x", "tags": "y"}\n')
+    table, notes = read_task_file(path, "mixed")
+    assert table.columns == ["instance_id", "text"]
+    assert f"{path}: ignored field(s) ['meta', 'tags']" in notes[0]
+    # Where the field matters, it is named with the lines (blank lines counted).
+    path.write_text('{"text": "a"}\n\n{"text": {"k": 1}}\n')
+    with pytest.raises(InputError, match=f"{path}: field 'text' is a plain value on line 1 "
+                                         "but an object on line 3"):
+        read_task_file(path, "mixed")
+
+
+def test_a_model_column_of_a_csv_names_its_bad_value_not_a_good_one(tmp_path):
+    # Audit: `1` then `yes` under a model id was reported as "holds '1'".
+    path = tmp_path / "excel.csv"
+    path.write_text("text,01-ai/yi-34b\nWhat is 2+2?,1\nName a prime,yes\n")
+    with pytest.raises(InputError, match="field '01-ai/yi-34b' looks like a model id but holds "
+                                         "'yes'"):
+        read_task_file(path, "excel")

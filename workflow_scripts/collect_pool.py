@@ -13,8 +13,8 @@ bind_threads(snakemake.threads)  # noqa: F821  (before anything imports polars)
 import polars as pl
 
 from llmrouter.artifacts import read_table
-from llmrouter.logs import run_logged
-from llmrouter.pool import build_pool, select_models
+from llmrouter.logs import run_logged, warn
+from llmrouter.pool import CONFIG_REASONS, build_pool, select_models
 from llmrouter.store import write_pool
 
 
@@ -28,11 +28,15 @@ def main() -> None:
         present, snakemake.params.include, snakemake.params.exclude  # noqa: F821
     )
     for model, reason in dropped.items():
-        logging.warning("model %s dropped: %s", model, reason)
+        # On the terminal unless config asked for it: the model vanishes from every ranking.
+        (logging.info if reason in CONFIG_REASONS else warn)(f"model {model} dropped: {reason}")
     pool, lost = build_pool(tables, models)
     for name, count in lost.items():
         if count:
-            logging.warning("%s: dropped %d instance(s) lacking a kept model's result", name, count)
+            warn(f"{name}: dropped {count} instance(s) lacking a kept model's result")
+    if len(pool.models) < 2:
+        warn(f"pool: {len(pool.models)} model ({pool.models[0]}): there is no other model to "
+             "route to; see models.include / models.exclude and the dropped models above")
     logging.info("pool: %d datasets, %d instances, %d models", len(pool.datasets),
                  len(pool.instance_ids), len(pool.models))
     write_pool(pool, snakemake.output.correctness, snakemake.output.models, dropped)  # noqa: F821
