@@ -168,6 +168,7 @@ def correctness_table(
     frame = frame.filter(~bad_score)
     check_scores(frame, dataset, threshold)
     check_single_value(frame, dataset, ["instance_id"], "text", "instance(s)")
+    check_ids_per_question(frame, dataset)
     check_single_value(frame, dataset, ["instance_id", "model"], "score",
                        "(instance, model) pair(s)")
 
@@ -175,9 +176,7 @@ def correctness_table(
                                                            maintain_order=True)
     first = instances.unique(subset="text", keep="first", maintain_order=True)
     report.repeated_texts = instances.height - first.height
-    before = set(frame["model"].unique().to_list())
     frame = frame.filter(pl.col("instance_id").is_in(first["instance_id"].implode()))
-    check_models_kept(before, frame, dataset)
     kept = frame.unique(subset=["instance_id", "model"], keep="first", maintain_order=True)
     report.repeated_rows = frame.height - kept.height
     frame = kept
@@ -221,16 +220,18 @@ def check_scores(frame: pl.DataFrame, dataset: str, threshold: float) -> None:
                 "threshold on their scale")
 
 
-def check_models_kept(before: set[str], kept: pl.DataFrame, dataset: str) -> None:
-    """InputError when keeping the first instance of each repeated text removed every row of a
-    model: the models' rows of one question then carry different instance ids (an id per row,
-    not per question), and all but one model would leave the pool without a word."""
-    lost = sorted(before - set(kept["model"].unique().to_list()))
-    if lost:
-        raise InputError(f"dataset {dataset!r}: the same text under different instance ids "
-                         f"leaves no row of {len(lost)} of {len(before)} model(s), e.g. "
-                         f"{lost[0]!r}; an instance_id must name one question, shared by every "
-                         "model's row of it (not one id per row)")
+def check_ids_per_question(frame: pl.DataFrame, dataset: str) -> None:
+    """InputError when each instance id holds the row of one model only while the dataset has
+    several: the ids then name rows, not questions. Dropping repeated texts would keep one
+    model's row of each question, and the pool (which needs every model's result on an
+    instance) would lose the rest, or every instance."""
+    n_models = frame["model"].n_unique()
+    rows_per_id = frame.group_by("instance_id").agg(pl.col("model").n_unique().alias("n"))
+    if n_models > 1 and rows_per_id.height and rows_per_id["n"].max() == 1:
+        raise InputError(f"dataset {dataset!r}: each of its {rows_per_id.height} instance ids "
+                         f"holds one model's row, of {n_models} models; an instance_id must "
+                         "name one question, shared by every model's row of it (not one id "
+                         "per row)")
 
 
 def check_single_value(frame: pl.DataFrame, dataset: str, keys: list[str], column: str,

@@ -57,8 +57,11 @@ _STRICT = validators.extend(
 
 
 def _message(error: Any) -> str:
-    """jsonschema's message, said plainly for the two cases the strict types add."""
+    """jsonschema's message, said plainly for the two cases the strict types add and for a
+    pattern whose schema gives its meaning (`x-pattern-message`)."""
     value = error.instance
+    if error.validator == "pattern" and "x-pattern-message" in error.schema:
+        return f"{value!r} {error.schema['x-pattern-message']}"
     if isinstance(value, float) and not math.isfinite(value):
         return f"{value} is not a finite number"
     if error.validator == "type" and isinstance(value, float) and value.is_integer():

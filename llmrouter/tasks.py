@@ -126,13 +126,11 @@ def _as_written(value: object) -> object:
     return json.dumps(value) if is_number else value
 
 
-def _missing_if_nan(constant: str) -> None:
+def _missing_if_nan(constant: str) -> float | None:
     """NaN in a JSON line (not JSON, but what Python's json.dumps writes for a missing value,
     e.g. of a pandas frame) is a missing value, as null; otherwise it would become the prompt
-    or label "NaN". Infinity means nothing here: ValueError."""
-    if constant == "NaN":
-        return None
-    raise ValueError(f"{constant} is no value of a task file (only NaN is read, as missing)")
+    or label "NaN". Infinity stays a number (a correctness column refuses it by value)."""
+    return None if constant == "NaN" else float(constant)
 
 
 def _read_jsonl(path: Path) -> pl.DataFrame:
@@ -146,8 +144,6 @@ def _read_jsonl(path: Path) -> pl.DataFrame:
                 row = json.loads(line, parse_constant=_missing_if_nan)
             except json.JSONDecodeError as error:
                 raise InputError(f"{path}: line {number} is not JSON ({error.msg})") from error
-            except ValueError as error:  # Infinity
-                raise InputError(f"{path}: line {number}: {error}") from error
             if not isinstance(row, dict):
                 raise InputError(f"{path}: line {number} is not a JSON object with a "
                                  f"'{TEXT_FIELD}' field")
@@ -182,15 +178,20 @@ def _read_jsonl(path: Path) -> pl.DataFrame:
         if field is None:
             raise InputError(f"{path}: cannot read as one table ({error})") from error
         kinds = _kinds_by_line(rows, numbers, field)
-        raise InputError(f"{path}: field {field!r} is {kinds[0][1]} on line {kinds[0][0]} but "
-                         f"{kinds[1][1]} on line {kinds[1][0]}; it must be a string or a "
-                         "number on every line") from error
+        if len(kinds) == 2:
+            differ = (f"is {kinds[0][1]} on line {kinds[0][0]} but {kinds[1][1]} on line "
+                      f"{kinds[1][0]}")
+        else:  # the same kind, other shapes ([1] and [[1]])
+            differ = "holds values of different types across lines"
+        raise InputError(f"{path}: field {field!r} {differ}; it must be a string or a number "
+                         "on every line") from error
 
 
 def _one_column(rows: list[dict], field: str) -> bool:
-    """Whether polars can hold every line's value of `field` in one column."""
+    """Whether polars can hold every line's value of `field` in one column, built as the
+    whole table is (pl.Series alone refuses 1 and "x", which the table takes)."""
     try:
-        pl.Series(field, [row.get(field) for row in rows])
+        pl.DataFrame([{field: row.get(field)} for row in rows], infer_schema_length=None)
     except (pl.exceptions.PolarsError, TypeError, ValueError):
         return False
     return True

@@ -83,15 +83,22 @@ def test_a_threshold_under_which_nothing_is_correct_is_an_error():
         correctness_table(frame, "d", threshold=50)
 
 
-def test_an_instance_id_per_row_rather_than_per_question_is_an_error():
+@pytest.mark.parametrize("first_of_second", ["a", "b"])
+def test_an_instance_id_per_row_rather_than_per_question_is_an_error(first_of_second):
     # Audit: with each (model, question) row under its own id, keeping the first instance of
-    # each repeated text kept one model's rows; the others left the pool, in the log alone.
+    # each repeated text kept one model's row of each question; the others left the pool, in
+    # the log alone. In either order of the models' rows.
+    other = "b" if first_of_second == "a" else "a"
     frame = rows(("d", "r1", "t", "a", 1.0), ("d", "r2", "t", "b", 0.0),
-                 ("d", "r3", "u", "a", 0.0), ("d", "r4", "u", "b", 1.0))
-    with pytest.raises(InputError, match="dataset 'd': the same text under different instance "
-                                         "ids leaves no row of 1 of 2 model\\(s\\), e.g. 'b'; "
-                                         "an instance_id must name one question"):
+                 ("d", "r3", "u", first_of_second, 0.0), ("d", "r4", "u", other, 1.0))
+    with pytest.raises(InputError, match="dataset 'd': each of its 4 instance ids holds one "
+                                         "model's row, of 2 models; an instance_id must name "
+                                         "one question"):
         correctness_table(frame, "d", threshold=0.5)
+    # A true repeated question with shared ids, one model on the copy alone: not this error.
+    shared = rows(("d", "i1", "t", "a", 1.0), ("d", "i1", "t", "b", 0.0),
+                  ("d", "i2", "t", "c", 1.0), ("d", "i3", "u", "a", 1.0))
+    assert correctness_table(shared, "d", threshold=0.5)[1].repeated_texts == 1
 
 
 def test_repeated_rows_that_agree_are_dropped_and_counted():

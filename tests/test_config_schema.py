@@ -65,6 +65,18 @@ def test_a_selection_threshold_no_prediction_exceeds_is_a_problem():
     assert schema_errors({**BASE, "selection": {"threshold": 0.99}}, SCHEMA) == []
 
 
+def test_the_working_directory_as_results_or_resources_is_a_problem():
+    # Audit: with `results: .` the outputs read ./scores/..., which no target named on the
+    # command line matches; `out/` and `./out` are fine (normalised in rules/common.smk).
+    assert schema_errors({**BASE, "results": ".", "resources_dir": ".//"}, SCHEMA) == [
+        "resources_dir: './/' is the working directory; give downloads and caches a folder of "
+        "their own (e.g. resources)",
+        "results: '.' is the working directory; give the outputs a folder of their own (e.g. "
+        "results)"]
+    assert schema_errors({**BASE, "results": "./out", "resources_dir": ".cache"}, SCHEMA) == []
+    validate(copy.deepcopy({**BASE, "results": "out/"}), str(SCHEMA_PATH))
+
+
 def test_repeated_alphas_and_epsilons_are_problems():
     # A repeated alpha ran its variant twice, as two rows of one name in the ablation table.
     config = {**BASE, "ablation": {"alphas": [0.1, 0.04, 0.1]}, "cost": {"epsilons": [0, 0.0]}}

@@ -261,9 +261,10 @@ def test_nan_in_a_json_line_is_a_missing_value(tmp_path):
     assert table["org/model-a"].to_list() == [1, None]
     assert table["label"].to_list() == [None, None]
     assert any("dropped 1 empty text(s)" in note for note in notes), notes
-    path.write_text('{"text": "a", "org/model-a": Infinity}\n')
-    with pytest.raises(InputError, match=f"{path}: line 1: Infinity is no value of a task file"):
-        read_task_file(path, "nan")
+    # -Infinity (json.dumps' for a log probability) in a field that is ignored stays harmless.
+    path.write_text('{"text": "a", "logprob": -Infinity}\n')
+    table, notes = read_task_file(path, "nan")
+    assert table["text"].to_list() == ["a"] and "ignored field(s) ['logprob']" in notes[0]
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
@@ -302,6 +303,17 @@ def test_a_field_of_objects_on_some_lines_only_is_ignored_or_named(tmp_path):
     path.write_text('{"text": "a"}\n\n{"text": {"k": 1}}\n')
     with pytest.raises(InputError, match=f"{path}: field 'text' is a plain value on line 1 "
                                          "but an object on line 3"):
+        read_task_file(path, "mixed")
+    # A field polars takes (1, then "x") before the one it cannot, and a field of one kind in
+    # two shapes: the message, not an IndexError.
+    path.write_text('{"text": "a", "meta": 1, "id": {"a": 1}}\n'
+                    '{"text": "b", "meta": "x", "id": "y"}\n')
+    with pytest.raises(InputError, match="field 'id' is an object on line 1 but a plain value "
+                                         "on line 2"):
+        read_task_file(path, "mixed")
+    path.write_text('{"text": "a", "label": [1]}\n{"text": "b", "label": [[1]]}\n')
+    with pytest.raises(InputError, match="field 'label' holds values of different types across "
+                                         "lines; it must be a string or a number"):
         read_task_file(path, "mixed")
 
 

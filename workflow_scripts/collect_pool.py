@@ -36,7 +36,7 @@ def main() -> None:
             warn(f"{name}: dropped {count} instance(s) lacking a kept model's result")
     if len(pool.models) < 2:
         warn(f"pool: {len(pool.models)} model ({pool.models[0]}): there is no other model to "
-             "route to; see models.include / models.exclude and the dropped models above")
+             "route to (models.include / models.exclude; every dropped model is in the log)")
     logging.info("pool: %d datasets, %d instances, %d models", len(pool.datasets),
                  len(pool.instance_ids), len(pool.models))
     write_pool(pool, snakemake.output.correctness, snakemake.output.models, dropped)  # noqa: F821
