@@ -22,8 +22,8 @@ class InputError(ValueError):
     """Bad user input: the message names the file and what is wrong with it."""
 
 
-# Byte-order marks of the encodings a spreadsheet's "Unicode text" export writes, longest first
-# (UTF-32's little-endian mark starts with UTF-16's).
+# Byte-order marks of UTF-16 (a spreadsheet's "Unicode text" export) and UTF-32 (other tools),
+# longest first (UTF-32's little-endian mark starts with UTF-16's).
 WIDE_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"),
              (b"\xff\xfe", "UTF-16"), (b"\xfe\xff", "UTF-16"))
 

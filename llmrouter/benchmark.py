@@ -148,7 +148,8 @@ def correctness_table(
     instance of each repeated text (in input order, as the reference code does) and marks
     `correct = score >= threshold`.
     Raises InputError when an instance id, text or model is missing or the text is blank,
-    when an instance has two texts or a (instance, model) pair two scores, when a score is
+    when an instance has two texts or a (instance, model) pair two scores, when every instance
+    id holds one model's row while the dataset has several (ids per row), when a score is
     infinite or (with a threshold in [0, 1]) outside [0, 1], when nothing is left, or when
     nothing is correct (a threshold on another scale than the scores).
     """

@@ -1,4 +1,5 @@
-"""Shared test fixtures: where ../shared is, slices of helm_mmlu, and running the workflow."""
+"""Shared test fixtures: where ../shared is, slices of helm_mmlu, running the workflow, and a
+copy of the packaged embedding model to change."""
 
 from __future__ import annotations
 

@@ -109,3 +109,14 @@ def test_a_results_folder_written_with_a_slash_or_dot_takes_its_targets(tmp_path
     name = sorted(small(tmp_path)["dataset"].unique())[0]
     done = run_workflow(config, f"out/scores/{name}.parquet", extra=("-n",))
     assert "score_task" in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def test_a_results_folder_that_normalises_to_the_working_directory_is_refused(tmp_path):
+    # Review: the schema refuses `.`, but `out/..` passed it and gave ./scores/... again.
+    path = tmp_path / "table.parquet"
+    small(tmp_path).write_parquet(path)
+    done = run_workflow(write_config(tmp_path, path, results="out/.."), extra=("-n",),
+                        check=False)
+    assert done.returncode != 0
+    assert ("config results: 'out/..' is the working directory; give it a folder of its own"
+            in done.stdout + done.stderr), done.stdout + done.stderr

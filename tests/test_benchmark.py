@@ -101,6 +101,17 @@ def test_an_instance_id_per_row_rather_than_per_question_is_an_error(first_of_se
     assert correctness_table(shared, "d", threshold=0.5)[1].repeated_texts == 1
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32"])
+def test_a_table_source_csv_in_utf16_or_utf32_is_named_as_such(tmp_path, encoding):
+    # Audit: read as one garbled column, reported as "missing column(s) [...]".
+    path = tmp_path / "table.csv"
+    bom = {"utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff", "utf-32": b""}[encoding]
+    path.write_bytes(bom + "dataset,instance_id,text,model,score\n".encode(encoding))
+    wide = "UTF-32" if encoding == "utf-32" else "UTF-16"
+    with pytest.raises(InputError, match=f"{path}: the table source is {wide} text, not UTF-8"):
+        scan_source_table(path)
+
+
 def test_repeated_rows_that_agree_are_dropped_and_counted():
     frame = rows(("d", "i1", "t", "a", 1.0), ("d", "i1", "t", "a", 1.0),
                  ("d", "i2", "u", "a", 0.0))

@@ -57,8 +57,9 @@ def test_reg_is_sinkhorns_alone():
 
 def test_sinkhorn_checks_the_marginals_of_its_plan_in_l1(monkeypatch):
     """POT stops Sinkhorn on the L2 norm of one marginal's error, up to sqrt(n) times below the
-    mass the plan misplaces: a plan off by 2e-3 in total over 500 points is 9e-5 in L2, under
-    the limit, yet its cost may be off by 4e-3. It is refused; one off by 1e-5 is kept."""
+    mass the plan misplaces: a plan with 2e-3 too much mass over 500 points (marginal error 4e-3
+    in L1) is 9e-5 in L2, under the limit, yet its cost may be off by 4e-3. It is refused; one
+    with 1e-5 too much is kept."""
     a, b = cloud(2, 500), cloud(3, 500, shift=0.3)
     for excess, refused in ((2e-3, True), (1e-5, False)):
         monkeypatch.setattr(distances.ot, "sinkhorn", lambda wa, wb, *args, **kwargs:
