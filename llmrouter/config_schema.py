@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -57,11 +58,8 @@ _STRICT = validators.extend(
 
 
 def _message(error: Any) -> str:
-    """jsonschema's message, said plainly for the two cases the strict types add and for a
-    pattern whose schema gives its meaning (`x-pattern-message`)."""
+    """jsonschema's message, said plainly for the two cases the strict types add."""
     value = error.instance
-    if error.validator == "pattern" and "x-pattern-message" in error.schema:
-        return f"{value!r} {error.schema['x-pattern-message']}"
     if isinstance(value, float) and not math.isfinite(value):
         return f"{value} is not a finite number"
     if error.validator == "type" and isinstance(value, float) and value.is_integer():
@@ -69,19 +67,35 @@ def _message(error: Any) -> str:
     return error.message
 
 
+# Folders that may not be the working directory, with what they hold and their default: the
+# rules' outputs would read ./scores/..., which no target named on the command line matches
+# (Snakemake normalises targets, not output patterns). `.`, `./` and `out/..` all name it.
+FOLDER_KEYS = {"results": ("the outputs", "results"),
+               "resources_dir": ("downloads and caches", "resources")}
+
+
+def _folder_errors(config: dict) -> Iterator[tuple[list[str], str]]:
+    """(key path, message) of each FOLDER_KEYS folder that normalises to the working
+    directory."""
+    for key, (what, default) in FOLDER_KEYS.items():
+        value = config.get(key)
+        if isinstance(value, str) and value and os.path.normpath(value) == ".":
+            yield [key], (f"{value!r} is the working directory; give {what} a folder of their "
+                          f"own (e.g. {default})")
+
+
 def schema_errors(config: dict, schema: dict) -> list[str]:
     """Every violation of `schema` by `config` as `key.path: message`, sorted by key path
     ("(top level)" for the config itself). `config` is not modified.
 
-    Stricter than JSON Schema in two ways: an integer is not a float (5.0), and a number is
-    finite (not NaN or infinity)."""
+    Stricter than JSON Schema in three ways: an integer is not a float (5.0), a number is
+    finite (not NaN or infinity), and no FOLDER_KEYS folder is the working directory."""
     validator = _with_defaults(_STRICT)(schema)
-    errors = validator.iter_errors(copy.deepcopy(config))
-    lines = []
-    for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
-        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
-        lines.append(f"{where}: {_message(error)}")
-    return lines
+    problems = [([str(p) for p in error.absolute_path], _message(error))
+                for error in validator.iter_errors(copy.deepcopy(config))]
+    problems += _folder_errors(config)
+    return [f"{'.'.join(path) or '(top level)'}: {message}"
+            for path, message in sorted(problems, key=lambda problem: problem[0])]
 
 
 def _string_leaves(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:

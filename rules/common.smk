@@ -4,7 +4,6 @@ import sys
 from pathlib import Path
 
 # llmrouter is importable: the Snakefile puts workflow.basedir on sys.path before any include.
-from llmrouter.artifacts import InputError
 from llmrouter.bandwidth import DEFAULT_GRID as DEFAULT_BANDWIDTH_GRID
 from llmrouter.benchmark import list_datasets
 from llmrouter.embedding import cache_root, embedding_params
@@ -19,13 +18,6 @@ from llmrouter.tasks import check_task_names, find_task_files, skipped_files
 # write patterns (out//scores/...) that no target given on the command line matches.
 RESULTS = os.path.normpath(config["results"])
 RESOURCES = os.path.normpath(config["resources_dir"])
-# The schema refuses `.`; `out/..` passes it and normalises to the working directory.
-for key, folder in (("results", RESULTS), ("resources_dir", RESOURCES)):
-    if folder == ".":
-        raise InputError(
-            f"config {key}: {config[key]!r} is the working directory; give it a folder of "
-            "its own"
-        )
 FIGURES = f"{RESULTS}/report/figures"
 CONDA_ENV = "../envs/routing.yaml"
 

@@ -112,11 +112,11 @@ def test_a_results_folder_written_with_a_slash_or_dot_takes_its_targets(tmp_path
 
 
 def test_a_results_folder_that_normalises_to_the_working_directory_is_refused(tmp_path):
-    # Review: the schema refuses `.`, but `out/..` passed it and gave ./scores/... again.
+    # Review: the schema refused `.`, but `out/..` passed it and gave ./scores/... again.
     path = tmp_path / "table.parquet"
     small(tmp_path).write_parquet(path)
     done = run_workflow(write_config(tmp_path, path, results="out/.."), extra=("-n",),
                         check=False)
     assert done.returncode != 0
-    assert ("config results: 'out/..' is the working directory; give it a folder of its own"
-            in done.stdout + done.stderr), done.stdout + done.stderr
+    assert ("results: 'out/..' is the working directory; give the outputs a folder of their "
+            "own (e.g. results)" in done.stdout + done.stderr), done.stdout + done.stderr

@@ -67,12 +67,17 @@ def test_a_selection_threshold_no_prediction_exceeds_is_a_problem():
 
 def test_the_working_directory_as_results_or_resources_is_a_problem():
     # Audit: with `results: .` the outputs read ./scores/..., which no target named on the
-    # command line matches; `out/` and `./out` are fine (normalised in rules/common.smk).
+    # command line matches; `out/` and `./out` are fine (normalised in rules/common.smk), and
+    # `out/..` names the working directory too.
     assert schema_errors({**BASE, "results": ".", "resources_dir": ".//"}, SCHEMA) == [
         "resources_dir: './/' is the working directory; give downloads and caches a folder of "
         "their own (e.g. resources)",
         "results: '.' is the working directory; give the outputs a folder of their own (e.g. "
         "results)"]
+    assert schema_errors({**BASE, "results": "out/..", "knn": {"k": "five"}}, SCHEMA) == [
+        "knn.k: 'five' is not of type 'integer'",
+        "results: 'out/..' is the working directory; give the outputs a folder of their own "
+        "(e.g. results)"]
     assert schema_errors({**BASE, "results": "./out", "resources_dir": ".cache"}, SCHEMA) == []
     validate(copy.deepcopy({**BASE, "results": "out/"}), str(SCHEMA_PATH))
 
