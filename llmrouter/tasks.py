@@ -34,6 +34,8 @@ TASK_SUFFIXES = (".jsonl", ".csv", ".txt")
 ID_FIELDS = ("instance_id", "id")
 LABEL_FIELD = "label"
 TEXT_FIELD = "text"
+# Read as written (never numbers, never a model's correctness).
+OWN_FIELDS = (TEXT_FIELD, LABEL_FIELD, *ID_FIELDS)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 # Model ids read organisation/model (meta/llama-2-70b): a field holding this is taken as one.
 MODEL_ID_MARK = "/"
@@ -150,7 +152,7 @@ def _read_jsonl(path: Path) -> pl.DataFrame:
             for field, value in row.items():
                 if isinstance(value, str):
                     check_unicode(value, f"{path}: line {number}: field '{field}'")
-            for field in (TEXT_FIELD, LABEL_FIELD, *ID_FIELDS):
+            for field in OWN_FIELDS:
                 if field in row:
                     row[field] = _as_written(row[field])
             rows.append(row)
@@ -166,7 +168,7 @@ def _read_jsonl(path: Path) -> pl.DataFrame:
     # its values as written (JSON text), then is ignored or refused like any other.
     fields = list(dict.fromkeys(field for row in rows for field in row))
     for field in fields:
-        if field in (TEXT_FIELD, LABEL_FIELD, *ID_FIELDS) or _one_column(rows, field):
+        if field in OWN_FIELDS or _one_column(rows, field):
             continue
         for row in rows:
             if isinstance(row.get(field), (dict, list)):
@@ -226,7 +228,7 @@ def _read_raw(path: Path) -> pl.DataFrame:
         if suffix == ".csv":
             check_not_wide_text(path, "the task file")
             # Ids, texts and labels as written: inferred as numbers, `007` would become 7.
-            as_written = {f: pl.String for f in (TEXT_FIELD, LABEL_FIELD, *ID_FIELDS)}
+            as_written = {f: pl.String for f in OWN_FIELDS}
             return pl.read_csv(path, infer_schema_length=None, schema_overrides=as_written)
         lines = path.read_text(encoding="utf-8-sig").splitlines()
         return pl.DataFrame({TEXT_FIELD: [line for line in lines if line.strip()]},
@@ -290,7 +292,7 @@ def read_task_file(path: str | Path, name: str) -> tuple[pl.DataFrame, list[str]
     if TEXT_FIELD not in raw.columns:
         raise InputError(f"{path}: no '{TEXT_FIELD}' field; fields are {raw.columns}")
     notes = []
-    for field in (TEXT_FIELD, LABEL_FIELD, *ID_FIELDS):
+    for field in OWN_FIELDS:
         if field in raw.columns and raw[field].dtype.is_nested():
             raise InputError(f"{path}: '{field}' must be a string or a number on every line, "
                              f"not {raw[field].dtype}")
@@ -317,7 +319,7 @@ def read_task_file(path: str | Path, name: str) -> tuple[pl.DataFrame, list[str]
     columns = [pl.col("instance_id"), pl.col(TEXT_FIELD)]
     if LABEL_FIELD in first.columns:
         columns.append(pl.col(LABEL_FIELD).cast(pl.String))
-    fixed = {TEXT_FIELD, LABEL_FIELD, "instance_id", *ID_FIELDS}
+    fixed = set(OWN_FIELDS)  # instance_id among them, whichever id field the file had
     dropped = []
     for field in first.columns:
         if field in fixed:
