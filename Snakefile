@@ -47,9 +47,17 @@ CONFIG_SOURCES = config_sources(
 try:
     validate(config, SCHEMA)
 except WorkflowError:
-    check_config(config, SCHEMA_CONTENT, SCHEMA_NAME, CONFIG_SOURCES)
+    check_config(
+        config,
+        SCHEMA_CONTENT,
+        SCHEMA_NAME,
+        CONFIG_SOURCES,
+        workflow.config_settings.config,
+    )
     raise
-check_config(config, SCHEMA_CONTENT, SCHEMA_NAME, CONFIG_SOURCES)
+check_config(
+    config, SCHEMA_CONTENT, SCHEMA_NAME, CONFIG_SOURCES, workflow.config_settings.config
+)
 
 # Params holding a config section then print the same, whatever order its keys were set in.
 config.update(keys_sorted(config))

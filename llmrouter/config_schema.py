@@ -84,18 +84,52 @@ def _folder_errors(config: dict) -> Iterator[tuple[list[str], str]]:
                           f"own (e.g. {default})")
 
 
+def _offending_path(error: Any) -> list[str]:
+    """The key path of what is wrong: for a key the schema does not know (reported at the
+    section holding it), the key's own path when it is the only one."""
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        unknown = [key for key in error.instance if key not in error.schema.get("properties", {})]
+        if len(unknown) == 1:
+            return [*path, str(unknown[0])]
+    return path
+
+
+def _problems(config: dict, schema: dict) -> list[tuple[list[str], list[str], str]]:
+    """(key path reported, key path of what is wrong, message) of every violation, sorted by
+    the reported path; see `schema_errors`."""
+    validator = _with_defaults(_STRICT)(schema)
+    problems = [([str(p) for p in error.absolute_path], _offending_path(error), _message(error))
+                for error in validator.iter_errors(copy.deepcopy(config))]
+    problems += [(path, path, message) for path, message in _folder_errors(config)]
+    return sorted(problems, key=lambda problem: problem[0])
+
+
+def _line(path: list[str], message: str) -> str:
+    return f"{'.'.join(path) or '(top level)'}: {message}"
+
+
 def schema_errors(config: dict, schema: dict) -> list[str]:
     """Every violation of `schema` by `config` as `key.path: message`, sorted by key path
     ("(top level)" for the config itself). `config` is not modified.
 
     Stricter than JSON Schema in three ways: an integer is not a float (5.0), a number is
     finite (not NaN or infinity), and no FOLDER_KEYS folder is the working directory."""
-    validator = _with_defaults(_STRICT)(schema)
-    problems = [([str(p) for p in error.absolute_path], _message(error))
-                for error in validator.iter_errors(copy.deepcopy(config))]
-    problems += _folder_errors(config)
-    return [f"{'.'.join(path) or '(top level)'}: {message}"
-            for path, message in sorted(problems, key=lambda problem: problem[0])]
+    return [_line(path, message) for path, _, message in _problems(config, schema)]
+
+
+def set_by_command_line(path: list[str], command_line: Mapping) -> bool:
+    """Whether --config (`command_line`, as Snakemake parsed it) set the value at key path
+    `path`: the key itself, or a list or value it gave a section holding it. The config itself
+    (an empty path) is never credited to it."""
+    node: Any = command_line
+    for key in path:
+        if not isinstance(node, Mapping):
+            return True
+        if key not in node:
+            return False
+        node = node[key]
+    return bool(path)
 
 
 def _string_leaves(value: Any, path: tuple = ()) -> Iterator[tuple[tuple, str]]:
@@ -182,11 +216,20 @@ def read_schema(schema_path: str | Path) -> dict:
         return yaml.load(handle, Loader=loader)  # noqa: S506 (a safe loader)
 
 
-def check_config(config: dict, schema: dict, schema_name: str, config_files: list[str]) -> None:
-    """Raise InputError listing `schema_errors`, naming the config files the run merged and
-    the schema file (`schema_name`)."""
-    lines = schema_errors(config, schema)
-    if lines:
-        files = ", ".join(str(f) for f in config_files) or "no config file"
-        raise InputError(f"config ({files}) does not match {schema_name}:\n"
-                         + "\n".join(f"  {line}" for line in lines))
+def check_config(config: dict, schema: dict, schema_name: str, config_files: list[str],
+                 command_line: Mapping | None = None) -> None:
+    """Raise InputError listing `schema_errors`, naming the config files the run merged, the
+    schema file (`schema_name`) and, where --config gave the value (`command_line`), that:
+    a problem there is not in any of the files."""
+    problems = _problems(config, schema)
+    if not problems:
+        return
+    command_line = command_line or {}
+    sources = [str(f) for f in config_files] or ["no config file"]
+    if command_line:
+        sources.append("--config")
+    lines = [_line(path, message)
+             + (" (set by --config)" if set_by_command_line(wrong, command_line) else "")
+             for path, wrong, message in problems]
+    raise InputError(f"config ({', '.join(sources)}) does not match {schema_name}:\n"
+                     + "\n".join(f"  {line}" for line in lines))

@@ -14,7 +14,7 @@ from snakemake.utils import update_config, validate
 from conftest import REPO
 from llmrouter.artifacts import InputError
 from llmrouter.config_schema import (check_config, command_line_typed, config_sources,
-                                     keys_sorted, schema_errors)
+                                     keys_sorted, schema_errors, set_by_command_line)
 
 SCHEMA_PATH = REPO / "config.schema.yaml"
 SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
@@ -63,6 +63,14 @@ def test_a_selection_threshold_no_prediction_exceeds_is_a_problem():
     assert schema_errors({**BASE, "selection": {"threshold": 1}}, SCHEMA) == [
         "selection.threshold: 1 is greater than or equal to the maximum of 1"]
     assert schema_errors({**BASE, "selection": {"threshold": 0.99}}, SCHEMA) == []
+
+
+def test_an_embedding_batch_too_large_to_run_is_a_problem():
+    # Every batch runs as batch_size rows (topped up): 100,000 rows of 256 tokens would need
+    # hundreds of GB, and the job would die of memory rather than say why.
+    assert schema_errors({**BASE, "embedding": {"batch_size": 100_000}}, SCHEMA) == [
+        "embedding.batch_size: 100000 is greater than the maximum of 1024"]
+    assert schema_errors({**BASE, "embedding": {"batch_size": 1024}}, SCHEMA) == []
 
 
 def test_the_working_directory_as_results_or_resources_is_a_problem():
@@ -128,6 +136,35 @@ def test_check_config_names_the_files_and_the_schema():
         check_config({**BASE, "knn": {"k": 0}}, SCHEMA, SCHEMA_PATH.name,
                      ["my.yaml", "config.yaml"])
     check_config(BASE, SCHEMA, SCHEMA_PATH.name, ["config.yaml"])
+
+
+def test_check_config_credits_command_line_values_to_it():
+    """A value --config gave is marked as such (it is in none of the files named), down to a
+    key the schema does not know; a value of the files is not."""
+    config = {**BASE, "knn": {"k": 0, "kk": 1}, "knnn": 3, "selection": {"draws": 0}}
+    command_line = {"knn": {"k": "0", "kk": "1"}, "knnn": "3"}
+    with pytest.raises(InputError) as raised:
+        check_config(config, SCHEMA, SCHEMA_PATH.name, ["config.yaml"], command_line)
+    assert str(raised.value).splitlines() == [
+        "config (config.yaml, --config) does not match config.schema.yaml:",
+        "  (top level): Additional properties are not allowed ('knnn' was unexpected) "
+        "(set by --config)",
+        "  knn: Additional properties are not allowed ('kk' was unexpected) (set by --config)",
+        "  knn.k: 0 is less than the minimum of 1 (set by --config)",
+        "  selection.draws: 0 is less than the minimum of 1",
+    ]
+
+
+@pytest.mark.parametrize(("path", "command_line", "expected"), [
+    (["knn", "k"], {"knn": {"k": "3"}}, True),
+    (["knn", "k"], {"knn": {"block_size": "3"}}, False),
+    (["datasets", "include", "0"], {"datasets": {"include": ["x"]}}, True),
+    (["knn"], {"knn": "3"}, True),
+    ([], {"knn": {"k": "3"}}, False),
+    (["knn", "k"], {}, False),
+])
+def test_set_by_command_line(path, command_line, expected):
+    assert set_by_command_line(path, command_line) is expected
 
 
 def test_config_sources_leave_out_a_replaced_workflow_config():

@@ -226,7 +226,7 @@ def test_nested_command_line_values_mean_what_they_mean_in_a_config_file(finishe
     # A value the schema rejects is reported as the number it is, not as a string.
     done = run_workflow(config, extra=("-n", "--config", 'knn={"k": 0}'), check=False)
     assert done.returncode != 0
-    assert "knn.k: 0 is less than the minimum of 1" in done.stdout + done.stderr
+    assert "knn.k: 0 is less than the minimum of 1 (set by --config)" in done.stdout + done.stderr
 
 
 def test_settings_a_run_does_not_read_rerun_nothing(finished_run):
