@@ -5,7 +5,8 @@
                still the fallback for degenerate data)
   naive        the reference code's approach: per task the full distance matrix to the rest
                of the pool and a full argsort of every row
-  approximate  llmrouter.ann (faiss IVF-Flat), its build time and recall against exact
+  approximate  llmrouter.ann (cells of k-means inside each dataset, faiss's k-means), its build
+               time and recall against exact
 The lists of library and per-dataset must be identical; their first k = 5 must be the naive
 top 5 (up to exact distance ties).
 

@@ -1,10 +1,11 @@
 """Scaling: the strict leave-one-task-out evaluation on synthetic scale-ups of helm_mmlu.
 
 Cases (each in its own process, so each peak memory is its own):
-  instances-x10   every instance copied 10 times (140,420 x 79), exact neighbours
+  instances-x10   every instance copied 10 times (140,150 x 78, the pool's), exact neighbours
   instances-x100  every instance copied 100 times (1.4 million x 79), approximate index
-                  (faiss IVF-Flat; cells probed tuned on a sample until recall >= 0.95)
-  models-5000     the 14,042 real instances x 5,000 synthetic models, exact neighbours
+                  (llmrouter.ann: k-means cells inside each dataset; cells probed tuned on a
+                  sample until recall >= 0.95)
+  models-5000     the pool's 14,015 real instances x 5,000 synthetic models, exact neighbours
 A copy's embedding is the real one plus Gaussian noise (cosine about 0.95 to the original,
 renormalised), in the original's dataset, with the original's correctness, each cell flipped
 with probability 0.05. A synthetic model resamples a real model's correctness column and flips

@@ -61,6 +61,14 @@ def _correlations(scores: pl.DataFrame, method: str) -> tuple[float, float]:
     return mean(pearson), mean(spearman)
 
 
+# Given, not inferred: a column null in every row (mean_cost without costs) would be of polars'
+# Null type, and summaries of runs with and without costs would not concatenate.
+SUMMARY_SCHEMA = {"method": pl.String, "tasks": pl.Int64, "mean_accuracy": pl.Float64,
+                  "ratio_to_oracle": pl.Float64, "pearson": pl.Float64, "spearman": pl.Float64,
+                  "pick_is_bma_pct": pl.Float64, "mean_rank": pl.Float64,
+                  "mean_cost": pl.Float64}
+
+
 def summary(scores: pl.DataFrame, cost: dict[str, float] | None = None) -> pl.DataFrame:
     """Per method: mean accuracy, ratio to oracle, mean Pearson / Spearman of its scores with
     the true accuracies, % of tasks where the pick is BMA's, mean rank of the pick (1 = best),
@@ -116,7 +124,7 @@ def summary(scores: pl.DataFrame, cost: dict[str, float] | None = None) -> pl.Da
                 "mean_cost": mine["cost"].mean(),
             }
         )
-    return pl.DataFrame(rows)
+    return pl.DataFrame(rows, schema=SUMMARY_SCHEMA)
 
 
 def s3_versus_bma(picked: pl.DataFrame) -> dict[str, int]:

@@ -65,7 +65,12 @@ def test_summary_accuracy_ratio_bma_share_and_rank():
     #   bma        m2 (0.8, 1)   m2 (0.6, 2)  -> mean 0.70, rank 1.5
     #   oracle     m1 (0.8, 1)   m3 (0.9, 1)  -> mean 0.85, rank 1
     # ratio = mean / 0.85; pick_is_bma_pct: share of tasks whose pick is BMA's (m2, m2).
-    table = by_method(evaluation.summary(scores_table(ROWS)))
+    summary = evaluation.summary(scores_table(ROWS))
+    # mean_cost is null in every row without costs, and still a float column: summaries of
+    # runs with and without costs concatenate.
+    assert summary.schema == evaluation.SUMMARY_SCHEMA
+    assert summary.schema["mean_cost"] == pl.Float64
+    table = by_method(summary)
     assert list(table) == METHODS  # no per-instance column: no per_instance row
     expected = {  # mean_accuracy, pick_is_bma_pct, mean_rank
         "s1": (0.55, 0.0, 2.0), "s2": (0.70, 50.0, 1.5), "s3": (0.85, 50.0, 1.0),
