@@ -1,13 +1,15 @@
 """Reading and writing the workflow's Parquet artifacts atomically.
 
-Every artifact is written to a temporary file beside its target and renamed into place,
-so a killed job never leaves a half-written file that a later run would trust.
+Every artifact is written to a temporary file beside its target and renamed into place
+(`commit`), so a killed job never leaves a half-written file that a later run would trust.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,8 +63,37 @@ def umask_mode() -> int:
 FILE_MODE = umask_mode()
 
 
+# atomic_path's temporary files: "." + the target's name + "." + mkstemp's 8 characters + ".tmp".
+TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+# A temporary file lives as long as one write; one this old was left by a killed job (SIGKILL
+# or a lost node skip the cleanup), and nothing else would ever remove it.
+STALE_TEMP_S = 3600.0
+
+
+def remove_stale_temps(folder: Path, older_than_s: float = STALE_TEMP_S) -> list[Path]:
+    """Delete the temporary files of atomic_path in `folder` last modified over `older_than_s`
+    ago; returns them. A file another process removes first is skipped."""
+    removed = []
+    cutoff = time.time() - older_than_s
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not TEMP_NAME.fullmatch(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+        except OSError:
+            continue
+    return removed
+
+
 def atomic_path(path: str | Path) -> tuple[Path, Path]:
-    """Return (temporary path, final path) in the same folder, so rename is atomic.
+    """Return (temporary path, final path) in the same folder, so rename is atomic; the
+    writer then calls `commit`. Stale temporary files of the folder are removed first.
 
     The temporary file gets the mode a plain open() would give (FILE_MODE), not mkstemp's
     owner-only 0600, which the rename would carry over to the artifact: on a shared cluster
@@ -70,6 +101,7 @@ def atomic_path(path: str | Path) -> tuple[Path, Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(final.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
     try:
         os.fchmod(fd, FILE_MODE)
@@ -80,6 +112,31 @@ def atomic_path(path: str | Path) -> tuple[Path, Path]:
     return Path(tmp), final
 
 
+def _fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (the rename) to disk; a file system that cannot is skipped."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some file systems (and every folder on Windows) refuse it
+    finally:
+        os.close(fd)
+
+
+def commit(tmp: Path, final: Path) -> None:
+    """Move the finished temporary file `tmp` to `final`, durably: its bytes, then the
+    rename, reach the disk before this returns. Without that, after a lost node (power, a
+    kernel crash) the file system may show the artifact under its name but empty, and
+    Snakemake, seeing it older than nothing, would never make it again."""
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
+    _fsync_folder(final.parent)
+
+
 def write_table(table: pa.Table | pl.DataFrame, path: str | Path) -> None:
     """Write a table to Parquet (zstd) atomically."""
     if isinstance(table, pl.DataFrame):
@@ -87,7 +144,7 @@ def write_table(table: pa.Table | pl.DataFrame, path: str | Path) -> None:
     tmp, final = atomic_path(path)
     try:
         pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, final)
+        commit(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -97,7 +154,7 @@ def write_text(text: str, path: str | Path) -> None:
     tmp, final = atomic_path(path)
     try:
         tmp.write_text(text)
-        os.replace(tmp, final)
+        commit(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
 

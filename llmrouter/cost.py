@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 import polars as pl
 
-from llmrouter.artifacts import InputError, atomic_path
+from llmrouter.artifacts import InputError, atomic_path, commit
 from llmrouter.scores import pick
 
 DEFAULT_EPSILONS = (0.0, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2)
@@ -148,7 +148,7 @@ def plot_frontier(table: pl.DataFrame, path: str, unit: str = "cost") -> None:
     tmp, final = atomic_path(path)
     try:
         fig.savefig(tmp, dpi=120, format="png")
-        os.replace(tmp, final)
+        commit(tmp, final)
     finally:
         plt.close(fig)
         tmp.unlink(missing_ok=True)

@@ -20,7 +20,7 @@ import polars as pl  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from llmrouter import smoother  # noqa: E402
-from llmrouter.artifacts import atomic_path  # noqa: E402
+from llmrouter.artifacts import atomic_path, commit  # noqa: E402
 
 # How each method is drawn in the picks figure: label, marker, colour, size.
 METHOD_STYLE = {
@@ -39,7 +39,7 @@ def save_png(figure: Figure, path: str | Path, dpi: int = 120) -> None:
     tmp, final = atomic_path(path)
     try:
         figure.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, final)
+        commit(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
         plt.close(figure)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
@@ -168,3 +172,41 @@ def test_a_file_system_that_refuses_chmod_still_gets_the_artifact(tmp_path, monk
     write_text("report", tmp_path / "report.md")
     assert [p.name for p in tmp_path.iterdir()] == ["report.md"]
     assert (tmp_path / "report.md").read_text() == "report"
+
+
+def test_an_artifact_reaches_the_disk_before_it_is_in_place(tmp_path, monkeypatch):
+    # After a lost node an unflushed file can come back under its name but empty, and
+    # Snakemake would count it done: its bytes are flushed, then renamed, then the rename.
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        events.append(("fsync", Path(target).name if Path(target).is_file() else "folder"))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", Path(dst).name))
+        real_replace(src, dst)
+
+    monkeypatch.setattr("llmrouter.artifacts.os.fsync", fsync)
+    monkeypatch.setattr("llmrouter.artifacts.os.replace", replace)
+    write_table(pl.DataFrame({"a": [1]}), tmp_path / "table.parquet")
+    assert [kind for kind, _ in events] == ["fsync", "replace", "fsync"]
+    assert events[0][1].startswith(".table.parquet.") and events[0][1].endswith(".tmp")
+    assert events[2] == ("fsync", "folder")
+
+
+def test_temporary_files_a_killed_writer_left_are_removed_by_the_next_write(tmp_path):
+    # SIGKILL skips the writer's cleanup: its temporary file would stay forever.
+    stale = tmp_path / ".scores.parquet.k2j7x_0q.tmp"
+    live = tmp_path / ".other.parquet.abcd1234.tmp"  # another job's, being written now
+    unrelated = tmp_path / ".notes.tmp"  # not of atomic_path's shape
+    for path in (stale, live, unrelated):
+        path.write_bytes(b"")
+    hours_ago = time.time() - 2 * 3600
+    for path in (stale, unrelated):
+        os.utime(path, (hours_ago, hours_ago))
+    write_text("report", tmp_path / "report.md")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live.name, unrelated.name, "report.md"])

@@ -23,7 +23,7 @@ from typing import Any
 
 import polars as pl
 
-from llmrouter.artifacts import InputError, atomic_path
+from llmrouter.artifacts import InputError, atomic_path, commit
 from llmrouter.helm import reader
 from llmrouter.helm.reader import DISPLAY_FILE, STATS_FILE
 
@@ -171,7 +171,7 @@ def fetch_json(url: str, dest: str | Path, transfer: Transfer, stats: FetchStats
             else:
                 last = ""
             if not last:
-                os.replace(tmp, final)
+                commit(tmp, final)
                 stats.bytes += size
                 return final
         except urllib.error.HTTPError as error:
