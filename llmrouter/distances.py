@@ -12,8 +12,10 @@ cloud against itself and symmetric, but not a metric (no triangle inequality).
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import polars as pl
@@ -26,7 +28,31 @@ from llmrouter.store import check_embedding_paths, dataset_embeddings
 
 # POT probes for torch at import (seconds of start-up in every job); we only pass numpy arrays.
 os.environ.setdefault("POT_BACKEND_DISABLE_PYTORCH", "1")
-import ot  # noqa: E402
+# POT also imports scikit-learn (k-means for its low-rank and quantized solvers) and networkx
+# (graph partitions for Gromov-Wasserstein) where installed, each behind its own try: about 1 s
+# of the 2.2 s a distance job spent importing, in each of helm_mmlu's 57 jobs. Neither solver
+# is used here.
+POT_OPTIONAL = ("sklearn", "networkx")
+
+
+def import_pot() -> ModuleType:
+    """POT, imported without its optional POT_OPTIONAL hooks where this process has not
+    imported those packages yet; they stay importable afterwards (only POT's hooks are off)."""
+    if "ot" in sys.modules:
+        return sys.modules["ot"]
+    blocked = [name for name in POT_OPTIONAL if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  (import raises ImportError)
+    try:
+        import ot as pot
+    finally:
+        for name in blocked:
+            if sys.modules.get(name, "") is None:
+                del sys.modules[name]
+    return pot
+
+
+ot = import_pot()
 
 METHODS = ("emd", "sinkhorn")
 SINKHORN_ITERATIONS, SINKHORN_TOLERANCE = 2_000, 1e-7

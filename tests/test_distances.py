@@ -1,8 +1,12 @@
 """OT distances between task clouds on hand-made and random clouds."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
+from conftest import REPO
 from llmrouter import distances, knn
 from llmrouter.artifacts import InputError
 
@@ -150,3 +154,18 @@ def test_a_solver_that_stops_short_of_the_optimum_is_an_error(monkeypatch):
                         lambda *args, **kwargs: emd2(*args, **{**kwargs, "numItermax": 10}))
     with pytest.raises(InputError, match="did not reach its optimum .*numItermax reached"):
         distances.ot_distance(a, b)
+
+
+def test_distance_jobs_do_not_import_scikit_learn_or_networkx():
+    # POT imports both where installed (1 s of each distance job's start-up) for solvers the
+    # workflow never calls; they stay importable afterwards.
+    code = ("import sys\nimport llmrouter.distances as d\n"
+            "print(sorted(m for m in ('sklearn', 'networkx') if m in sys.modules))\n"
+            "import numpy as np\n"
+            "a = np.eye(3)\n"
+            "print(d.ot_distance(a, a[::-1].copy()))\n"
+            "import sklearn.cluster, networkx\n"
+            "print('importable')\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=REPO, check=True)
+    assert done.stdout.split("\n")[:3] == ["[]", "0.0", "importable"], done.stdout + done.stderr
