@@ -35,6 +35,7 @@ def main() -> None:
         ["bench_cache_read.py"],
         ["bench_calibration.py"] + (["--models", "78"] if args.quick else []),
         ["bench_distances.py"] + (["--tasks", "4", "--reg", "0.1"] if args.quick else []),
+        ["bench_startup.py"] + (["--repeats", "2"] if args.quick else []),
         ["bench_scale.py", "--cases", "real", "instances-x10", "models-5000"],
     ] + ([] if args.quick else [
         ["bench_scale.py", "--cases", "instances-x100"],
