@@ -2,8 +2,8 @@
 
 Every job is its own Python process, so a script's imports are paid once per job: 57 times for
 each per-task rule on helm_mmlu. For each script in workflow_scripts/, a fresh interpreter runs
-the script's top-level imports (as a job would, thread settings included), `--repeats` times,
-interleaved across scripts; the median is printed. The baseline, in the same run: the distance
+the script's top-level import statements (alone: a job also sizes its thread pools first, left
+at their defaults here), `--repeats` times, interleaved across scripts; the median is printed. The baseline, in the same run: the distance
 job's imports with POT imported plainly first (its scikit-learn and networkx hooks on), as it
 was before `llmrouter.distances.import_pot`.
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,24 +62,30 @@ def umask_mode() -> int:
 FILE_MODE = umask_mode()
 
 
-# atomic_path's temporary files: "." + the target's name + "." + mkstemp's 8 characters + ".tmp".
-TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp")
+# atomic_path's temporary files: "." + the target's name + "." + mkstemp's random part +
+# TEMP_SUFFIX.
+TEMP_SUFFIX = ".tmp"
+TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]+" + re.escape(TEMP_SUFFIX))
 # A temporary file lives as long as one write; one this old was left by a killed job (SIGKILL
 # or a lost node skip the cleanup), and nothing else would ever remove it.
 STALE_TEMP_S = 3600.0
 
 
-def remove_stale_temps(folder: Path, older_than_s: float = STALE_TEMP_S) -> list[Path]:
-    """Delete the temporary files of atomic_path in `folder` last modified over `older_than_s`
-    ago; returns them. A file another process removes first is skipped."""
+def remove_stale_temps(folder: Path, now: float, older_than_s: float = STALE_TEMP_S,
+                       keep: Path | None = None) -> list[Path]:
+    """Delete the temporary files of atomic_path in `folder` (but `keep`) last modified over
+    `older_than_s` before `now`; returns them. A file another process removes first is
+    skipped. `now` is a time of the folder's file system (the mtime of a file just made): on a
+    shared one the server sets mtimes, and a node whose clock runs an hour ahead would
+    otherwise take every other job's temporary file for stale."""
     removed = []
-    cutoff = time.time() - older_than_s
+    cutoff = now - older_than_s
     try:
         entries = list(os.scandir(folder))
     except OSError:
         return removed
     for entry in entries:
-        if not TEMP_NAME.fullmatch(entry.name):
+        if not TEMP_NAME.fullmatch(entry.name) or (keep and entry.name == keep.name):
             continue
         try:
             if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
@@ -93,7 +98,7 @@ def remove_stale_temps(folder: Path, older_than_s: float = STALE_TEMP_S) -> list
 
 def atomic_path(path: str | Path) -> tuple[Path, Path]:
     """Return (temporary path, final path) in the same folder, so rename is atomic; the
-    writer then calls `commit`. Stale temporary files of the folder are removed first.
+    writer then calls `commit`. Stale temporary files of the folder are removed on the way.
 
     The temporary file gets the mode a plain open() would give (FILE_MODE), not mkstemp's
     owner-only 0600, which the rename would carry over to the artifact: on a shared cluster
@@ -101,14 +106,16 @@ def atomic_path(path: str | Path) -> tuple[Path, Path]:
     """
     final = Path(path)
     final.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(final.parent)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=TEMP_SUFFIX, dir=final.parent)
     try:
-        os.fchmod(fd, FILE_MODE)
-    except OSError:
-        pass  # some network file systems refuse chmod: an owner-only file beats no file
+        now = os.fstat(fd).st_mtime
+        try:
+            os.fchmod(fd, FILE_MODE)
+        except OSError:
+            pass  # some network file systems refuse chmod: an owner-only file beats no file
     finally:
         os.close(fd)
+    remove_stale_temps(final.parent, now, keep=Path(tmp))
     return Path(tmp), final
 
 
@@ -126,13 +133,26 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def _fsync_file(path: Path) -> None:
+    """Flush a file's bytes to disk. Opened for writing where allowed: SMB servers (and
+    Windows) flush only a handle that may write; Linux flushes through any."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except PermissionError:  # a umask that leaves the owner no write bit
+        fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def commit(tmp: Path, final: Path) -> None:
     """Move the finished temporary file `tmp` to `final`, durably: its bytes, then the
     rename, reach the disk before this returns. Without that, after a lost node (power, a
     kernel crash) the file system may show the artifact under its name but empty, and
-    Snakemake, seeing it older than nothing, would never make it again."""
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
+    Snakemake, which only checks that an output exists and is newer than its inputs, would
+    take it as done."""
+    _fsync_file(tmp)
     os.replace(tmp, final)
     _fsync_folder(final.parent)
 

@@ -84,29 +84,46 @@ def _folder_errors(config: dict) -> Iterator[tuple[list[str], str]]:
                           f"own (e.g. {default})")
 
 
-def _offending_path(error: Any) -> list[str]:
-    """The key path of what is wrong: for a key the schema does not know (reported at the
-    section holding it), the key's own path when it is the only one."""
+def _offending_paths(error: Any) -> list[list[str]]:
+    """The key paths of what is wrong: the path reported, but for keys the schema does not
+    know (reported at the section holding them) each key's own path."""
     path = [str(p) for p in error.absolute_path]
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        unknown = [key for key in error.instance if key not in error.schema.get("properties", {})]
-        if len(unknown) == 1:
-            return [*path, str(unknown[0])]
-    return path
+        known = error.schema.get("properties", {})
+        unknown = [[*path, str(key)] for key in error.instance if key not in known]
+        if unknown:
+            return unknown
+    return [path]
 
 
-def _problems(config: dict, schema: dict) -> list[tuple[list[str], list[str], str]]:
-    """(key path reported, key path of what is wrong, message) of every violation, sorted by
-    the reported path; see `schema_errors`."""
+Problem = tuple[list[str], list[list[str]], str]  # path reported, offending paths, message
+
+
+def _problems(config: dict, schema: dict) -> list[Problem]:
+    """Every violation as a Problem, sorted by the path reported; see `schema_errors`."""
     validator = _with_defaults(_STRICT)(schema)
-    problems = [([str(p) for p in error.absolute_path], _offending_path(error), _message(error))
+    problems = [([str(p) for p in error.absolute_path], _offending_paths(error),
+                 _message(error))
                 for error in validator.iter_errors(copy.deepcopy(config))]
-    problems += [(path, path, message) for path, message in _folder_errors(config)]
+    problems += [(path, [path], message) for path, message in _folder_errors(config)]
     return sorted(problems, key=lambda problem: problem[0])
 
 
 def _line(path: list[str], message: str) -> str:
+    """One problem as `key.path: message`."""
     return f"{'.'.join(path) or '(top level)'}: {message}"
+
+
+def _credit(offending: list[list[str]], command_line: Mapping) -> str:
+    """What a problem's line adds when --config gave its value: " (set by --config)" when it
+    gave every offending one, the keys it gave when only some (unknown keys of one section may
+    come from both), else nothing. A key the config lacks (`required`) is credited to no one."""
+    given = [path for path in offending if set_by_command_line(path, command_line)]
+    if not given:
+        return ""
+    if len(given) == len(offending):
+        return " (set by --config)"
+    return f" ({', '.join(repr(path[-1]) for path in given)} set by --config)"
 
 
 def schema_errors(config: dict, schema: dict) -> list[str]:
@@ -228,8 +245,7 @@ def check_config(config: dict, schema: dict, schema_name: str, config_files: lis
     sources = [str(f) for f in config_files] or ["no config file"]
     if command_line:
         sources.append("--config")
-    lines = [_line(path, message)
-             + (" (set by --config)" if set_by_command_line(wrong, command_line) else "")
-             for path, wrong, message in problems]
+    lines = [_line(path, message) + _credit(offending, command_line)
+             for path, offending, message in problems]
     raise InputError(f"config ({', '.join(sources)}) does not match {schema_name}:\n"
                      + "\n".join(f"  {line}" for line in lines))

@@ -7,7 +7,6 @@ cost; the mean accuracy and mean cost of the picks over the tasks trace the fron
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 
 import numpy as np

@@ -26,8 +26,10 @@ from llmrouter.pool import Pool
 from llmrouter.rng import task_rng
 from llmrouter.store import check_embedding_paths, dataset_embeddings
 
-# POT probes for torch at import (seconds of start-up in every job); we only pass numpy arrays.
-os.environ.setdefault("POT_BACKEND_DISABLE_PYTORCH", "1")
+# POT probes for torch, jax, cupy and tensorflow at import (seconds of start-up in every job
+# where installed); we only pass numpy arrays.
+for _backend in ("PYTORCH", "JAX", "CUPY", "TENSORFLOW"):
+    os.environ.setdefault(f"POT_BACKEND_DISABLE_{_backend}", "1")
 # POT also imports scikit-learn (k-means for its low-rank and quantized solvers) and networkx
 # (graph partitions for Gromov-Wasserstein) where installed, each behind its own try: about 1 s
 # of the 2.2 s a distance job spent importing, in each of helm_mmlu's 57 jobs. Neither solver
@@ -37,7 +39,10 @@ POT_OPTIONAL = ("sklearn", "networkx")
 
 def import_pot() -> ModuleType:
     """POT, imported without its optional POT_OPTIONAL hooks where this process has not
-    imported those packages yet; they stay importable afterwards (only POT's hooks are off)."""
+    imported those packages yet. The packages stay importable afterwards, but POT's hooks stay
+    off for the whole process (e.g. its low-rank Sinkhorn's k-means initialisation): nothing
+    the workflow calls. Any module first imported while POT loads sees them missing too (today
+    only scipy's, which do not look)."""
     if "ot" in sys.modules:
         return sys.modules["ot"]
     blocked = [name for name in POT_OPTIONAL if name not in sys.modules]

@@ -7,7 +7,6 @@ Each function takes the workflow's tables and returns a matplotlib Figure (or HT
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 
 import matplotlib

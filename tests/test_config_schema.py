@@ -155,6 +155,26 @@ def test_check_config_credits_command_line_values_to_it():
     ]
 
 
+@pytest.mark.parametrize(("config", "command_line", "expected"), [
+    # Unknown keys all from the file, in a section --config also set: not credited.
+    ({"knn": {"k": 3, "kk": 1, "kkk": 2}}, {"knn": {"k": "3"}},
+     "  knn: Additional properties are not allowed ('kk', 'kkk' were unexpected)"),
+    # Two unknown keys, both from --config, at the top level.
+    ({"foo": 1, "bar": 2}, {"foo": "1", "bar": "2"},
+     "  (top level): Additional properties are not allowed ('bar', 'foo' were unexpected) "
+     "(set by --config)"),
+    # One from each: the one --config gave is named.
+    ({"knn": {"kk": 1, "kkk": 2}}, {"knn": {"kkk": "2"}},
+     "  knn: Additional properties are not allowed ('kk', 'kkk' were unexpected) "
+     "('kkk' set by --config)"),
+])
+def test_unknown_keys_are_credited_to_where_they_came_from(config, command_line, expected):
+    with pytest.raises(InputError) as raised:
+        check_config({**BASE, **config}, SCHEMA, SCHEMA_PATH.name, ["config.yaml"],
+                     command_line)
+    assert str(raised.value).splitlines()[1:] == [expected]
+
+
 @pytest.mark.parametrize(("path", "command_line", "expected"), [
     (["knn", "k"], {"knn": {"k": "3"}}, True),
     (["knn", "k"], {"knn": {"block_size": "3"}}, False),

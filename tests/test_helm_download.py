@@ -79,6 +79,23 @@ def test_retries_5xx_and_slow_answers(mirror, tree, tmp_path):
     assert leftovers(tmp_path) == []
 
 
+def test_a_disk_that_fails_to_store_a_download_is_not_retried_as_the_network(
+        mirror, tree, tmp_path, monkeypatch):
+    # Retrying (with back-off) a full disk as a broken transfer would end in "... after 4
+    # tries", naming the URL rather than the disk.
+    def full_disk(tmp, final):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("llmrouter.helm.download.commit", full_disk)
+    run = sorted(tree[1])[0]
+    stats = FetchStats()
+    with pytest.raises(OSError, match="No space left on device"):
+        fetch_json(mirror.base_url + run_path(run, "instances.json"),
+                   tmp_path / "instances.json", FAST, stats)
+    assert stats.requests == 1 and stats.retries == 0
+    assert leftovers(tmp_path) == [] and not (tmp_path / "instances.json").exists()
+
+
 def test_rate_limits_are_retried_after_the_wait_the_server_asks(mirror, tree, tmp_path):
     # A 429 says "not now", not "not here": taken as missing, it would drop the model from
     # the whole pool (a model must have every dataset).

@@ -199,14 +199,27 @@ def test_an_artifact_reaches_the_disk_before_it_is_in_place(tmp_path, monkeypatc
 
 def test_temporary_files_a_killed_writer_left_are_removed_by_the_next_write(tmp_path):
     # SIGKILL skips the writer's cleanup: its temporary file would stay forever.
-    stale = tmp_path / ".scores.parquet.k2j7x_0q.tmp"
-    live = tmp_path / ".other.parquet.abcd1234.tmp"  # another job's, being written now
+    from llmrouter.artifacts import atomic_path
+
+    stale, _ = atomic_path(tmp_path / "scores.parquet")  # as a killed writer left it
+    live, _ = atomic_path(tmp_path / "other.parquet")  # another job's, being written now
     unrelated = tmp_path / ".notes.tmp"  # not of atomic_path's shape
-    for path in (stale, live, unrelated):
-        path.write_bytes(b"")
+    unrelated.write_bytes(b"")
     hours_ago = time.time() - 2 * 3600
     for path in (stale, unrelated):
         os.utime(path, (hours_ago, hours_ago))
     write_text("report", tmp_path / "report.md")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [live.name, unrelated.name, "report.md"])
+
+
+def test_stale_means_older_than_a_file_the_file_system_just_made(tmp_path, monkeypatch):
+    # On a shared file system the server sets mtimes: a node whose clock runs two hours ahead
+    # must not take another job's fresh temporary file for stale.
+    from llmrouter.artifacts import atomic_path
+
+    live, _ = atomic_path(tmp_path / "other.parquet")
+    ahead = time.time() + 2 * 3600
+    monkeypatch.setattr(time, "time", lambda: ahead)
+    write_text("report", tmp_path / "report.md")
+    assert live.exists()

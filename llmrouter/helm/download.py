@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import socket
 import time
 import urllib.error
@@ -154,6 +153,7 @@ def fetch_json(url: str, dest: str | Path, transfer: Transfer, stats: FetchStats
             time.sleep(max(transfer.backoff_s * 2 ** (attempt - 1), asked_wait))
             asked_wait = 0.0
         tmp, final = atomic_path(dest)
+        received = False
         try:
             stats.requests += 1
             request = urllib.request.Request(url, headers={"User-Agent": "llmrouter-helm/0.1"})
@@ -169,11 +169,7 @@ def fetch_json(url: str, dest: str | Path, transfer: Transfer, stats: FetchStats
             elif not valid_json(tmp):
                 last = f"incomplete or invalid JSON ({size} bytes)"
             else:
-                last = ""
-            if not last:
-                commit(tmp, final)
-                stats.bytes += size
-                return final
+                last, received = "", True
         except urllib.error.HTTPError as error:
             if error.code < 500 and error.code not in RETRY_STATUSES:
                 raise MissingFile(url, error.code) from None
@@ -186,7 +182,16 @@ def fetch_json(url: str, dest: str | Path, transfer: Transfer, stats: FetchStats
                     f"{OFFLINE_HINT}") from None
             last = f"{type(error).__name__}: {getattr(error, 'reason', error)}"
         finally:
-            tmp.unlink(missing_ok=True)
+            if not received:
+                tmp.unlink(missing_ok=True)
+        if received:
+            # Outside the handlers above: a disk that fails here is no network error to retry.
+            try:
+                commit(tmp, final)
+            finally:
+                tmp.unlink(missing_ok=True)
+            stats.bytes += size
+            return final
         logging.warning("%s: %s (try %d)", url, last, attempt + 1)
     stats.errors.append(f"{url}: {last}")
     raise BrokenFile(f"{url}: {last} after {transfer.retries + 1} tries")
