@@ -347,6 +347,21 @@ def token_counts(model: SentenceTransformer, texts: list[str],
     return counts
 
 
+def cut_count(counts: list[int], max_seq_length: int) -> int:
+    """How many of `token_counts`' counts exceed max_seq_length: texts the model sees cut."""
+    return sum(n > max_seq_length for n in counts)
+
+
+def count_cut(texts: list[str], settings: EmbeddingSettings) -> int:
+    """How many of `texts` are longer than settings.max_seq_length tokens, so that only their
+    first tokens are embedded. The model is loaded for its tokenizer, as embedding it would
+    tokenise (no text is embedded); none for no texts."""
+    if not texts:
+        return 0
+    model = load_model(settings)
+    return cut_count(token_counts(model, texts), model.max_seq_length)
+
+
 def padded_lengths(model: SentenceTransformer, texts: list[str],
                    tokenise_chunk: int = TOKENISE_CHUNK,
                    on_tokenised: Callable[[int], object] | None = None) -> list[int]:
@@ -448,7 +463,7 @@ def embed_texts(
                   mininterval=5, file=stream) as bar:
             counts = token_counts(model, todo_texts, on_tokenised=bar.update)
         lengths = [padded_length(n, model.max_seq_length) for n in counts]
-        cut = sum(n > model.max_seq_length for n in counts)
+        cut = cut_count(counts, model.max_seq_length)
         with tqdm(total=len(todo), desc="embedding", unit="text", disable=not progress,
                   mininterval=5, file=stream) as bar:
             for batch, vectors in embed_batches(model, todo_texts, todo_hashes,

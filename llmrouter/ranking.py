@@ -210,17 +210,25 @@ def ranking_markdown(
     p_from_ot: bool = False,
     fallback_share: float = 0.6,
     draws: int = 1000,
+    cut: int = 0,
+    max_seq_length: int | None = None,
 ) -> str:
     """The ranking as a Markdown page: the pick, the closeness to the benchmark (with a plain
     warning when far), and the table from `ranking_table` (first `top` rows, or all).
     unknown: the task file's correctness columns that name no benchmark model, said at the top
     (a misspelt model id would otherwise just leave that model's true accuracy blank).
-    p_from_ot: p came from the OT distances (descriptor `ot`), said where they are too few."""
+    p_from_ot: p came from the OT distances (descriptor `ot`), said where they are too few.
+    cut: how many prompts are longer than `max_seq_length` tokens, said at the top (the model
+    embeds their first tokens alone, silently)."""
     s3_pick = pick_of(table, "S3")
     lines = [f"# Which model for `{task}`?", ""]
     lines.append(f"{n_prompts} prompt{'s' if n_prompts != 1 else ''} scored against "
                  f"{table.height} benchmark models.")
     lines.append("")
+    if cut:
+        lines += [f"> **{cut} of the {n_prompts} prompts are longer than {max_seq_length} "
+                  "tokens** (embedding.max_seq_length): only their first "
+                  f"{max_seq_length} tokens were embedded, so their scores rest on those.", ""]
     if unknown:
         names = ", ".join(f"`{c}`" for c in unknown)
         lines += [f"> **Ignored correctness column(s) of the task file: {names}.** They name "
@@ -335,6 +343,8 @@ def rank_new_task(
     descriptor: str = "knn",
     fallback_share: float = 0.6,
     draws: int = 1000,
+    cut: int = 0,
+    max_seq_length: int | None = None,
 ) -> NewTaskRanking:
     """Rank the benchmark models on a new task and say how close it is to the benchmark.
 
@@ -347,6 +357,7 @@ def rank_new_task(
     min_points: ot_min_points of the benchmark (None: the OT distances are always compared);
     descriptor: the smoother's, so the page can say when p rests on too few points' distances.
     fallback_share, draws: the S3 pick's fallback to BMA (selection.*), as the page states it.
+    cut, max_seq_length: how many prompts the embedding cut, and where (ranking_markdown).
     The page names the correctness columns that match no benchmark model (`unknown`).
     """
     benchmark_u = pairs_rows(pairs, None).unique("dataset")["u"].to_numpy()
@@ -360,5 +371,6 @@ def rank_new_task(
     markdown = ranking_markdown(task, table, prompts.height, cover,
                                 neighbour_shares(neighbours, datasets, descriptor_k),
                                 nearest_by_distance(row, task), descriptor_k, top, unknown,
-                                descriptor == "ot", fallback_share, draws)
+                                descriptor == "ot", fallback_share, draws, cut,
+                                max_seq_length)
     return NewTaskRanking(table=table, markdown=markdown, coverage=cover, unknown=unknown)

@@ -75,6 +75,7 @@ rule score_new_task:
         named_models=models_named_in_config(),
         task_file=new_task_file,
         max_points=config["distances"]["max_points"],
+        embedding=EMBEDDING_SETTINGS,
     script:
         "../workflow_scripts/score_new_task.py"
 

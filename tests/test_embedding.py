@@ -225,6 +225,13 @@ def test_texts_are_padded_to_a_multiple_of_pad_to_tokens_up_to_the_maximum():
     assert embedding.padded_length(9, 12, 8) == 12
 
 
+def test_count_cut_counts_the_texts_the_model_sees_cut():
+    settings = EmbeddingSettings(precision="float32", max_seq_length=32)
+    texts = ["short", "word " * 30, "word " * 31, "word " * 500]  # 3, 32, 33, 502 tokens
+    assert embedding.count_cut(texts, settings) == 2
+    assert embedding.count_cut([], settings) == 0
+
+
 def test_lengths_are_tokenised_a_chunk_at_a_time_and_equal_one_call_on_all():
     """One tokenizer call on every text held all their token lists at once: 1.6 GB above the
     model for helm_mmlu x5 (benchmarks/bench_tokenise.py), tens of GB at x100."""

@@ -330,3 +330,16 @@ def test_the_page_states_the_fallback_as_configured():
     assert "at least 62.5% of 200 simulated draws" in ranking.fallback_sentence(0.625, 200)
     assert "no fallback" in ranking.fallback_sentence(0.0, 1000)
 
+
+
+def test_ranking_markdown_says_how_many_prompts_the_embedding_cut():
+    # sentence-transformers cuts a long prompt at max_seq_length without a word: the page must
+    # say its scores rest on the first tokens alone.
+    table = ranking.ranking_table(scores_frame())
+    shares = pl.DataFrame({"dataset": ["algebra"], "share": [1.0], "mean_distance": [0.7]})
+    near = ranking.Coverage(u=0.6, u_min=0.5, u_median=0.6, u_max=0.7, far_by_u=False)
+    page = ranking.ranking_markdown("t", table, 30, near, shares, cut=3, max_seq_length=256)
+    head = page.split("## How close")[0]
+    assert "> **3 of the 30 prompts are longer than 256 tokens** (embedding.max_seq_length): " \
+           "only their first 256 tokens were embedded" in head
+    assert "longer than" not in ranking.ranking_markdown("t", table, 30, near, shares)

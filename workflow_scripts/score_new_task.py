@@ -15,6 +15,7 @@ import polars as pl
 from llmrouter import ranking
 from llmrouter.artifacts import read_table, write_table, write_text
 from llmrouter.cost import check_cost_models, model_costs
+from llmrouter.embedding import EmbeddingSettings, count_cut
 from llmrouter.logs import run_logged, warn
 from llmrouter.routing import RoutingParams
 from llmrouter.store import read_distances, read_source_models
@@ -36,11 +37,16 @@ def main() -> None:
     prompts = pl.from_arrow(read_table(inputs.prompts))
     min_points = ranking.ot_min_points(scored.pool.dataset_sizes().tolist(),
                                        snakemake.params.max_points)  # noqa: F821
+    # Tokens do not depend on the precision: float32 spares a conversion.
+    embedding = EmbeddingSettings(**{**snakemake.params.embedding,  # noqa: F821
+                                     "precision": "float32"})
+    cut = count_cut(prompts["text"].to_list(), embedding)
     ranked = ranking.rank_new_task(
         task, scored.scores, scored.neighbours, scored.pairs_table, scored.pool.datasets, prompts,
         read_distances(inputs.task_distances), read_distances(inputs.distance_matrix),
         params.descriptor_k, snakemake.params.costs, snakemake.params.top,  # noqa: F821
         min_points, params.descriptor, params.fallback_share, params.draws,
+        cut, embedding.max_seq_length,
     )
     if ranked.unknown:
         source, page = snakemake.params.task_file, snakemake.output.ranking  # noqa: F821
@@ -53,8 +59,9 @@ def main() -> None:
     write_table(scored.scores, snakemake.output.scores)  # noqa: F821
     write_text(ranked.markdown, snakemake.output.ranking)  # noqa: F821
     cover = ranked.coverage
-    logging.info("%s: %d prompts, S3 pick %s, u = %.4f (benchmark max %.4f)%s", task,
-                 prompts.height, ranking.pick_of(ranked.table, "S3"), cover.u, cover.u_max,
+    logging.info("%s: %d prompts (%d longer than %d tokens), S3 pick %s, u = %.4f (benchmark "
+                 "max %.4f)%s", task, prompts.height, cut, embedding.max_seq_length,
+                 ranking.pick_of(ranked.table, "S3"), cover.u, cover.u_max,
                  "; FAR from the benchmark" if cover.far else "")
 
 
